@@ -1,0 +1,365 @@
+//! The command line: `serve`, `import`, `export` and `admin`, each a thin call into the
+//! library. Every flag can also come from the environment variable named in its help.
+
+use std::io::Write;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::time::Duration;
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+use indicatif::{ProgressBar, ProgressStyle};
+use secrecy::SecretString;
+
+use crate::config::{self, Config, ConfigError, DEFAULT_DATABASE_URL, OidcConfig};
+use crate::db::{Db, datasets, users};
+use crate::domain::Slug;
+use crate::export::{ExportOptions, Exporter, Format};
+use crate::{Application, import};
+
+#[derive(Parser, Debug)]
+#[command(
+    name = "tracecoder",
+    version,
+    about = "Open coding of LLM traces: import, annotate, export."
+)]
+pub struct Cli {
+    /// Database: a SQLite file (`sqlite://tracecoder.db?mode=rwc`) or `postgres://…`.
+    #[arg(long, env = "DATABASE_URL", default_value = DEFAULT_DATABASE_URL, global = true)]
+    pub database_url: String,
+    /// Log format on stderr.
+    #[arg(long, env = "LOG_FORMAT", value_enum, default_value_t = LogFormat::Text, global = true)]
+    pub log_format: LogFormat,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Clone, Copy, ValueEnum)]
+pub enum LogFormat {
+    Text,
+    Json,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum Command {
+    /// Run the web app.
+    Serve(Box<ServeArgs>),
+    /// Import a CSV file into a dataset (created if new), with a progress bar.
+    Import(ImportArgs),
+    /// Export a dataset's annotations as CSV or JSONL.
+    Export(ExportArgs),
+    /// Manage admins.
+    Admin {
+        #[command(subcommand)]
+        action: AdminAction,
+    },
+}
+
+#[derive(Args, Debug)]
+pub struct ServeArgs {
+    /// Address to listen on. Without OIDC only loopback addresses are allowed.
+    #[arg(long, env = "BIND", default_value = "127.0.0.1:3000")]
+    pub bind: SocketAddr,
+    /// Keep sessions in Redis (e.g. redis://127.0.0.1:6379) instead of the database.
+    #[arg(long, env = "REDIS_URL")]
+    pub redis_url: Option<String>,
+    /// OIDC issuer (discovery at `{issuer}/.well-known/openid-configuration`).
+    #[arg(long, env = "OIDC_ISSUER_URL")]
+    pub oidc_issuer_url: Option<url::Url>,
+    #[arg(long, env = "OIDC_CLIENT_ID")]
+    pub oidc_client_id: Option<String>,
+    #[arg(long, env = "OIDC_CLIENT_SECRET", hide_env_values = true)]
+    pub oidc_client_secret: Option<String>,
+    /// The URL people use to reach the app; the OIDC redirect is `{PUBLIC_URL}/auth/callback`.
+    #[arg(long, env = "PUBLIC_URL")]
+    pub public_url: Option<url::Url>,
+    /// Emails that are admins (comma separated).
+    #[arg(long, env = "ADMIN_EMAILS", default_value = "")]
+    pub admin_emails: String,
+    /// Minutes without a request before a session ends.
+    #[arg(long, env = "SESSION_IDLE_MINUTES", default_value_t = 480)]
+    pub session_idle_minutes: u64,
+    /// Take the client IP for rate limits from X-Forwarded-For / Forwarded (only behind a
+    /// proxy that sets them).
+    #[arg(long, env = "TRUST_PROXY_HEADERS", default_value_t = false)]
+    pub trust_proxy_headers: bool,
+    /// Largest CSV upload through the web form, in MB.
+    #[arg(long, env = "MAX_UPLOAD_MB", default_value_t = 512)]
+    pub max_upload_mb: u64,
+    /// Sign-in attempts per client IP in a burst (then one per `RATE_LIMIT_SECONDS`).
+    #[arg(long, env = "LOGIN_RATE_BURST", default_value_t = 10)]
+    pub login_rate_burst: u32,
+    /// Imports per client IP in a burst.
+    #[arg(long, env = "IMPORT_RATE_BURST", default_value_t = 10)]
+    pub import_rate_burst: u32,
+    #[arg(long, env = "RATE_LIMIT_SECONDS", default_value_t = 6)]
+    pub rate_limit_seconds: u64,
+    /// Load a generated demo dataset when the database has no traces yet.
+    #[arg(long, env = "TRACECODER_DEMO", default_value_t = false)]
+    pub demo: bool,
+}
+
+#[derive(Args, Debug)]
+pub struct ImportArgs {
+    /// The CSV file.
+    pub file: PathBuf,
+    /// Dataset name (created if it does not exist).
+    #[arg(long)]
+    pub dataset: String,
+    /// No progress bar.
+    #[arg(long)]
+    pub quiet: bool,
+}
+
+#[derive(Args, Debug)]
+pub struct ExportArgs {
+    /// Dataset name or slug.
+    #[arg(long)]
+    pub dataset: String,
+    #[arg(long, value_enum, default_value_t = Format::Csv)]
+    pub format: Format,
+    /// Write here instead of stdout.
+    #[arg(long)]
+    pub out: Option<PathBuf>,
+    /// Also include traces nobody annotated.
+    #[arg(long)]
+    pub all_traces: bool,
+    /// Only this annotator's annotations (by email).
+    #[arg(long)]
+    pub annotator: Option<String>,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum AdminAction {
+    /// Make the user with this email an admin (they must have signed in once).
+    Grant { email: String },
+    /// Remove admin rights from the user with this email.
+    Revoke { email: String },
+    /// List admins.
+    List,
+}
+
+impl ServeArgs {
+    /// The typed, validated configuration.
+    pub fn into_config(self, database_url: String) -> Result<Config, ConfigError> {
+        let oidc = match (self.oidc_issuer_url, self.oidc_client_id) {
+            (Some(issuer_url), Some(client_id)) => Some(OidcConfig {
+                issuer_url,
+                client_id,
+                client_secret: self.oidc_client_secret.map(SecretString::from),
+            }),
+            (None, None) => None,
+            _ => {
+                return Err(ConfigError(
+                    "OIDC needs both OIDC_ISSUER_URL and OIDC_CLIENT_ID (and usually OIDC_CLIENT_SECRET)".into(),
+                ));
+            }
+        };
+        let config = Config {
+            database_url,
+            redis_url: self
+                .redis_url
+                .filter(|u| !u.is_empty())
+                .map(SecretString::from),
+            oidc,
+            public_url: self.public_url,
+            admin_emails: config::parse_admin_emails(&self.admin_emails),
+            bind: self.bind,
+            session_idle: Duration::from_secs(self.session_idle_minutes.max(1) * 60),
+            trust_proxy_headers: self.trust_proxy_headers,
+            max_upload_bytes: self.max_upload_mb.max(1) * 1024 * 1024,
+            login_burst: self.login_rate_burst,
+            import_burst: self.import_rate_burst,
+            rate_limit_period: Duration::from_secs(self.rate_limit_seconds.max(1)),
+            demo: self.demo,
+            request_timeout: Duration::from_secs(30),
+        };
+        config.validate()?;
+        Ok(config)
+    }
+}
+
+/// Runs the command; the exit code is non-zero on any refusal or error.
+pub fn main(cli: Cli) -> ExitCode {
+    crate::telemetry::init(matches!(cli.log_format, LogFormat::Json));
+    let runtime = match tokio::runtime::Runtime::new() {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("error: cannot start the async runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    match runtime.block_on(run(cli)) {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
+    match cli.command {
+        Command::Serve(args) => {
+            let config = args.into_config(cli.database_url)?;
+            let app = Application::build(config).await?;
+            // The address is also logged; the banner would break JSON log lines.
+            if matches!(cli.log_format, LogFormat::Text) {
+                eprintln!("Tracecoder is listening on http://{}", app.local_addr());
+            }
+            app.run().await?;
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Import(args) => import_file(&cli.database_url, args).await,
+        Command::Export(args) => export(&cli.database_url, args).await,
+        Command::Admin { action } => admin(&cli.database_url, action).await,
+    }
+}
+
+async fn connect(url: &str) -> anyhow::Result<Db> {
+    Db::connect(url, Duration::from_secs(30)).await
+}
+
+async fn import_file(database_url: &str, args: ImportArgs) -> anyhow::Result<ExitCode> {
+    let file = match std::fs::File::open(&args.file) {
+        Ok(f) => f,
+        Err(e) => {
+            eprintln!("error: cannot open {}: {e}", args.file.display());
+            return Ok(ExitCode::from(2));
+        }
+    };
+    let size = file.metadata().map(|m| m.len()).unwrap_or(0);
+    let db = connect(database_url).await?;
+    let name = args
+        .file
+        .file_name()
+        .map(|n| n.to_string_lossy().to_string())
+        .unwrap_or_default();
+    let pending = match import::register(&db, &args.dataset, &name, None, size as i64).await {
+        Ok(p) => p,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return Ok(ExitCode::FAILURE);
+        }
+    };
+    let bar = if args.quiet {
+        ProgressBar::hidden()
+    } else {
+        ProgressBar::new(size)
+    };
+    bar.set_style(
+        ProgressStyle::with_template(
+            "{spinner} [{elapsed_precise}] {wide_bar} {bytes}/{total_bytes} {msg}",
+        )
+        .unwrap_or_else(|_| ProgressStyle::default_bar()),
+    );
+    let b = bar.clone();
+    let progress: import::ProgressFn = Box::new(move |rows, bytes| {
+        b.set_position(bytes);
+        b.set_message(format!("{rows} rows"));
+    });
+    let started = std::time::Instant::now();
+    let reader = std::io::BufReader::with_capacity(256 * 1024, file);
+    let report = import::run(&db, &pending, reader, Some(progress)).await?;
+    bar.finish_and_clear();
+    let secs = started.elapsed().as_secs_f64();
+    if report.ok {
+        println!("{}", report.message);
+        println!(
+            "{} rows read in {secs:.2} s ({:.0} rows/s). Dataset: {}",
+            report.rows_read,
+            report.rows_read as f64 / secs.max(1e-9),
+            report.dataset_slug
+        );
+        Ok(ExitCode::SUCCESS)
+    } else {
+        eprintln!("{}", report.message);
+        for e in &report.errors {
+            if e.column.is_empty() {
+                eprintln!("  line {}: {}", e.line, e.reason);
+            } else {
+                eprintln!("  line {}, column {}: {}", e.line, e.column, e.reason);
+            }
+        }
+        if report.error_count > report.errors.len() as i64 {
+            eprintln!(
+                "  … and {} more",
+                report.error_count - report.errors.len() as i64
+            );
+        }
+        Ok(ExitCode::FAILURE)
+    }
+}
+
+async fn export(database_url: &str, args: ExportArgs) -> anyhow::Result<ExitCode> {
+    let db = connect(database_url).await?;
+    let slug = Slug::parse(&args.dataset).or_else(|| Slug::from_name(&args.dataset));
+    let dataset = match slug {
+        Some(s) => datasets::by_slug(&db, s.as_str()).await?,
+        None => None,
+    };
+    let Some(dataset) = dataset else {
+        eprintln!("error: there is no dataset \"{}\"", args.dataset);
+        return Ok(ExitCode::FAILURE);
+    };
+    let only_user = match &args.annotator {
+        Some(email) => match users::by_email(&db, email).await? {
+            Some(u) => Some(u.id),
+            None => {
+                eprintln!("error: no annotator with email {email}");
+                return Ok(ExitCode::FAILURE);
+            }
+        },
+        None => None,
+    };
+    let options = ExportOptions {
+        format: args.format,
+        only_user,
+        include_unannotated: args.all_traces,
+    };
+    let mut exporter = Exporter::new(db, &dataset, options);
+    let mut out: Box<dyn Write> = match &args.out {
+        Some(path) => Box::new(std::io::BufWriter::new(std::fs::File::create(path)?)),
+        None => Box::new(std::io::BufWriter::new(std::io::stdout().lock())),
+    };
+    while let Some(chunk) = exporter.next_chunk().await? {
+        out.write_all(&chunk)?;
+    }
+    out.flush()?;
+    eprintln!("exported {} rows", exporter.rows_written);
+    Ok(ExitCode::SUCCESS)
+}
+
+async fn admin(database_url: &str, action: AdminAction) -> anyhow::Result<ExitCode> {
+    let db = connect(database_url).await?;
+    match action {
+        AdminAction::Grant { email } => set_admin(&db, &email, true).await,
+        AdminAction::Revoke { email } => set_admin(&db, &email, false).await,
+        AdminAction::List => {
+            for u in users::admins(&db).await? {
+                println!("{}\t{}\t{}", u.email, u.name, u.issuer);
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+    }
+}
+
+async fn set_admin(db: &Db, email: &str, admin: bool) -> anyhow::Result<ExitCode> {
+    let changed = users::set_admin_by_email(db, email, admin).await?;
+    if changed == 0 {
+        eprintln!(
+            "error: no user with email {email} has signed in yet. Ask them to sign in once, or add \
+             the email to ADMIN_EMAILS."
+        );
+        return Ok(ExitCode::FAILURE);
+    }
+    println!(
+        "{} {email}",
+        if admin {
+            "granted admin to"
+        } else {
+            "revoked admin from"
+        }
+    );
+    Ok(ExitCode::SUCCESS)
+}

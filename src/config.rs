@@ -1,0 +1,217 @@
+//! Typed configuration for `serve`, read from flags and environment and validated once.
+
+use std::net::{IpAddr, SocketAddr};
+use std::time::Duration;
+
+use secrecy::SecretString;
+use url::Url;
+
+/// The default database: a SQLite file in the working directory.
+pub const DEFAULT_DATABASE_URL: &str = "sqlite://tracecoder.db?mode=rwc";
+
+/// Everything `serve` needs, validated. Secrets are `SecretString` so they never reach logs.
+#[derive(Debug, Clone)]
+pub struct Config {
+    /// `sqlite://…` or `postgres://…`.
+    pub database_url: String,
+    /// Sessions go to Redis when set, else to the database.
+    pub redis_url: Option<SecretString>,
+    /// OIDC sign-in; `None` means the development sign-in (loopback only).
+    pub oidc: Option<OidcConfig>,
+    /// The URL people use to reach the app (scheme, host, port). Drives redirect URIs,
+    /// the trusted origin for CSRF checks and the `Secure` cookie flag.
+    pub public_url: Option<Url>,
+    /// Emails that are admins whenever they sign in.
+    pub admin_emails: Vec<String>,
+    /// Where to listen.
+    pub bind: SocketAddr,
+    /// A session ends after this long without a request.
+    pub session_idle: Duration,
+    /// Read the client IP from `X-Forwarded-For`/`Forwarded` (only behind a proxy you run).
+    pub trust_proxy_headers: bool,
+    /// Largest CSV upload accepted through the form.
+    pub max_upload_bytes: u64,
+    /// Login attempts allowed in a burst per client IP (one more every `rate_limit_period`).
+    pub login_burst: u32,
+    /// Imports allowed in a burst per client IP.
+    pub import_burst: u32,
+    /// How long a client waits for one more rate-limited request.
+    pub rate_limit_period: Duration,
+    /// Load the generated demo dataset into an empty database at start.
+    pub demo: bool,
+    /// Server-side request timeout.
+    pub request_timeout: Duration,
+}
+
+/// OIDC client settings.
+#[derive(Debug, Clone)]
+pub struct OidcConfig {
+    pub issuer_url: Url,
+    pub client_id: String,
+    pub client_secret: Option<SecretString>,
+}
+
+/// A configuration that cannot run, with a message that says what to change.
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+pub struct ConfigError(pub String);
+
+impl Config {
+    /// A config for tests and local runs: dev sign-in on loopback, port 0.
+    pub fn local(database_url: impl Into<String>) -> Self {
+        Config {
+            database_url: database_url.into(),
+            redis_url: None,
+            oidc: None,
+            public_url: None,
+            admin_emails: Vec::new(),
+            bind: SocketAddr::from(([127, 0, 0, 1], 0)),
+            session_idle: Duration::from_secs(8 * 3600),
+            trust_proxy_headers: false,
+            max_upload_bytes: 512 * 1024 * 1024,
+            login_burst: 10,
+            import_burst: 10,
+            rate_limit_period: Duration::from_secs(6),
+            demo: false,
+            request_timeout: Duration::from_secs(30),
+        }
+    }
+
+    /// Checks the combination of settings. Without OIDC the app only serves loopback.
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        if !(self.database_url.starts_with("sqlite:")
+            || self.database_url.starts_with("postgres://")
+            || self.database_url.starts_with("postgresql://"))
+        {
+            return Err(ConfigError(
+                "DATABASE_URL must start with sqlite: or postgres://".into(),
+            ));
+        }
+        if let Some(url) = &self.public_url
+            && !matches!(url.scheme(), "http" | "https")
+        {
+            return Err(ConfigError("PUBLIC_URL must be an http(s) URL".into()));
+        }
+        match &self.oidc {
+            None => {
+                if !self.bind.ip().is_loopback() {
+                    return Err(ConfigError(format!(
+                        "refusing to listen on {} without OIDC: the development sign-in only \
+                         serves loopback. Configure OIDC_ISSUER_URL, OIDC_CLIENT_ID and \
+                         OIDC_CLIENT_SECRET (and PUBLIC_URL), or bind to 127.0.0.1.",
+                        self.bind
+                    )));
+                }
+                if let Some(url) = &self.public_url
+                    && !is_loopback_url(url)
+                {
+                    return Err(ConfigError(format!(
+                        "PUBLIC_URL {url} is not a loopback URL, but OIDC is not configured: \
+                         a reverse proxy would expose the development sign-in. Configure \
+                         OIDC_ISSUER_URL, OIDC_CLIENT_ID and OIDC_CLIENT_SECRET."
+                    )));
+                }
+            }
+            Some(_) => {
+                if self.public_url.is_none() {
+                    return Err(ConfigError(
+                        "OIDC needs PUBLIC_URL (for example https://tracecoder.example.com) to \
+                         build its redirect URI ${PUBLIC_URL}/auth/callback"
+                            .into(),
+                    ));
+                }
+            }
+        }
+        if self.login_burst == 0 || self.import_burst == 0 {
+            return Err(ConfigError("rate limit bursts must be at least 1".into()));
+        }
+        Ok(())
+    }
+
+    /// Whether the session cookie must carry `Secure`.
+    pub fn secure_cookies(&self) -> bool {
+        self.public_url
+            .as_ref()
+            .is_some_and(|u| u.scheme() == "https")
+    }
+
+    /// Whether `email` is an admin by configuration.
+    pub fn is_admin_email(&self, email: &str) -> bool {
+        !email.is_empty()
+            && self
+                .admin_emails
+                .iter()
+                .any(|a| a.eq_ignore_ascii_case(email))
+    }
+}
+
+/// Parses `ADMIN_EMAILS` (comma or whitespace separated).
+pub fn parse_admin_emails(raw: &str) -> Vec<String> {
+    raw.split([',', ' ', '\n', '\t'])
+        .map(str::trim)
+        .filter(|s| !s.is_empty())
+        .map(str::to_lowercase)
+        .collect()
+}
+
+fn is_loopback_url(url: &Url) -> bool {
+    match url.host() {
+        Some(url::Host::Domain(d)) => d.eq_ignore_ascii_case("localhost"),
+        Some(url::Host::Ipv4(ip)) => IpAddr::V4(ip).is_loopback(),
+        Some(url::Host::Ipv6(ip)) => IpAddr::V6(ip).is_loopback(),
+        None => false,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn dev_sign_in_refuses_a_public_bind() {
+        let mut c = Config::local("sqlite::memory:");
+        c.bind = "0.0.0.0:3000".parse().unwrap();
+        let err = c.validate().unwrap_err().to_string();
+        assert!(err.contains("OIDC"), "{err}");
+    }
+
+    #[test]
+    fn dev_sign_in_refuses_a_public_url() {
+        let mut c = Config::local("sqlite::memory:");
+        c.public_url = Some("https://example.com".parse().unwrap());
+        assert!(c.validate().is_err());
+        c.public_url = Some("http://localhost:3000".parse().unwrap());
+        assert!(c.validate().is_ok());
+    }
+
+    #[test]
+    fn oidc_needs_a_public_url() {
+        let mut c = Config::local("sqlite::memory:");
+        c.oidc = Some(OidcConfig {
+            issuer_url: "https://id.example.com".parse().unwrap(),
+            client_id: "tc".into(),
+            client_secret: None,
+        });
+        c.bind = "0.0.0.0:3000".parse().unwrap();
+        assert!(c.validate().is_err());
+        c.public_url = Some("https://tc.example.com".parse().unwrap());
+        assert!(c.validate().is_ok());
+        assert!(c.secure_cookies());
+    }
+
+    #[test]
+    fn admin_emails_parse_and_match_case_insensitively() {
+        let mut c = Config::local("sqlite::memory:");
+        c.admin_emails = parse_admin_emails("Ann@x.org, bob@y.org\ncy@z.org");
+        assert_eq!(c.admin_emails.len(), 3);
+        assert!(c.is_admin_email("ann@X.org"));
+        assert!(!c.is_admin_email(""));
+        assert!(!c.is_admin_email("dan@x.org"));
+    }
+
+    #[test]
+    fn unknown_database_schemes_are_refused() {
+        let c = Config::local("mysql://x");
+        assert!(c.validate().is_err());
+    }
+}

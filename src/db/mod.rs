@@ -1,0 +1,244 @@
+//! The storage layer: one set of queries over SQLite and Postgres through `sqlx::Any`.
+//!
+//! Each aggregate has its own module; every query is a small function whose doc comment
+//! names the index that serves it. Only portable types cross the boundary (TEXT, BIGINT).
+
+pub mod annotations;
+pub mod datasets;
+pub mod imports;
+pub mod traces;
+pub mod users;
+
+use std::str::FromStr;
+use std::time::Duration;
+
+use anyhow::Context;
+use sqlx::any::{AnyConnectOptions, AnyPoolOptions};
+use sqlx::{AnyPool, ConnectOptions, Executor};
+
+/// Which database engine a URL points at.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Backend {
+    Sqlite,
+    Postgres,
+}
+
+impl Backend {
+    pub fn from_url(url: &str) -> Backend {
+        if url.starts_with("sqlite:") {
+            Backend::Sqlite
+        } else {
+            Backend::Postgres
+        }
+    }
+}
+
+/// Connection pools. On SQLite all writes go through one connection, so writers queue
+/// fairly in the pool instead of spinning on SQLITE_BUSY; reads use several. On Postgres
+/// both are the same pool.
+#[derive(Clone, Debug)]
+pub struct Db {
+    reader: AnyPool,
+    writer: AnyPool,
+    backend: Backend,
+    /// SQLite: import batches take turns here before queueing for the one writer, so an
+    /// annotator's save waits behind at most one import transaction, not one per running
+    /// import (measured: five concurrent imports pushed Pass & Next p99 to ~480 ms).
+    import_turn: std::sync::Arc<tokio::sync::Mutex<()>>,
+}
+
+/// Seconds since the Unix epoch: the schema's one time type.
+pub fn now() -> i64 {
+    time::OffsetDateTime::now_utc().unix_timestamp()
+}
+
+/// Whether an error means the database could not be reached (as opposed to a bad query).
+pub fn is_connection_error(err: &sqlx::Error) -> bool {
+    matches!(
+        err,
+        sqlx::Error::Io(_)
+            | sqlx::Error::PoolTimedOut
+            | sqlx::Error::PoolClosed
+            | sqlx::Error::Tls(_)
+            | sqlx::Error::WorkerCrashed
+    ) || matches!(err, sqlx::Error::Database(db) if db.code().is_some_and(|c|
+        // Postgres: connection exceptions (08…), shutting down or starting up (57P01–57P03),
+        // too many connections (53300).
+        c.starts_with("08") || matches!(&*c, "57P01" | "57P02" | "57P03" | "53300")))
+}
+
+/// Whether a start-up error means "not reachable (yet)", anywhere in its chain (connecting,
+/// or a migration cut off by the connection).
+fn is_unreachable(err: &anyhow::Error) -> bool {
+    err.chain().any(|cause| {
+        cause
+            .downcast_ref::<sqlx::Error>()
+            .is_some_and(is_connection_error)
+    })
+}
+
+/// Whether an error is a unique-constraint violation.
+pub fn is_unique_violation(err: &sqlx::Error) -> bool {
+    matches!(err, sqlx::Error::Database(db) if db.is_unique_violation())
+}
+
+impl Db {
+    /// Connects (retrying with backoff for up to `wait` while the database is unreachable),
+    /// applies pragmas and migrations. Errors that waiting cannot fix (a bad URL, a refused
+    /// password, a failing migration) end at once.
+    pub async fn connect(url: &str, wait: Duration) -> anyhow::Result<Db> {
+        sqlx::any::install_default_drivers();
+        let backend = Backend::from_url(url);
+        let mut delay = Duration::from_millis(200);
+        let started = std::time::Instant::now();
+        loop {
+            match Self::try_connect(url, backend).await {
+                Ok(db) => return Ok(db),
+                Err(err) if is_unreachable(&err) && started.elapsed() < wait => {
+                    tracing::warn!(
+                        error = format!("{err:#}"),
+                        retry_in_ms = delay.as_millis() as u64,
+                        "database not reachable yet; retrying"
+                    );
+                    tokio::time::sleep(delay).await;
+                    delay = (delay * 2).min(Duration::from_secs(5));
+                }
+                Err(err) if is_unreachable(&err) => {
+                    return Err(err.context(format!(
+                        "the database was not reachable within {} s",
+                        wait.as_secs()
+                    )));
+                }
+                Err(err) => return Err(err),
+            }
+        }
+    }
+
+    async fn try_connect(url: &str, backend: Backend) -> anyhow::Result<Db> {
+        let options = AnyConnectOptions::from_str(url)
+            .context("DATABASE_URL is not a valid database URL")?
+            .log_statements(tracing::log::LevelFilter::Trace)
+            .log_slow_statements(tracing::log::LevelFilter::Warn, Duration::from_millis(500));
+        let db = match backend {
+            Backend::Sqlite => {
+                let writer = sqlite_pool(1).connect_with(options.clone()).await?;
+                let reader = sqlite_pool(4).connect_with(options).await?;
+                Db {
+                    reader,
+                    writer,
+                    backend,
+                    import_turn: Default::default(),
+                }
+            }
+            Backend::Postgres => {
+                let pool = AnyPoolOptions::new()
+                    .max_connections(16)
+                    .acquire_timeout(Duration::from_secs(5))
+                    // Ping only connections that sat idle for a second or more (they may
+                    // have outlived a database restart), not before every statement: the
+                    // ping is a round trip, and a Pass & Next checks out a dozen connections.
+                    .test_before_acquire(false)
+                    .before_acquire(|conn, meta| {
+                        Box::pin(async move {
+                            if meta.idle_for >= Duration::from_secs(1) {
+                                sqlx::Connection::ping(conn).await?;
+                            }
+                            Ok(true)
+                        })
+                    })
+                    .connect_with(options)
+                    .await?;
+                Db {
+                    reader: pool.clone(),
+                    writer: pool,
+                    backend,
+                    import_turn: Default::default(),
+                }
+            }
+        };
+        let migrator = match backend {
+            Backend::Sqlite => sqlx::migrate!("./migrations/sqlite"),
+            Backend::Postgres => sqlx::migrate!("./migrations/postgres"),
+        };
+        migrator
+            .run(&db.writer)
+            .await
+            .context("applying database migrations")?;
+        Ok(db)
+    }
+
+    /// The pool for reads.
+    pub fn reader(&self) -> &AnyPool {
+        &self.reader
+    }
+
+    /// The pool for writes (one connection on SQLite).
+    pub fn writer(&self) -> &AnyPool {
+        &self.writer
+    }
+
+    /// An import's turn to write one transaction (SQLite; Postgres imports write in
+    /// parallel and get no lock).
+    pub async fn import_turn(&self) -> Option<tokio::sync::MutexGuard<'_, ()>> {
+        match self.backend {
+            Backend::Sqlite => Some(self.import_turn.lock().await),
+            Backend::Postgres => None,
+        }
+    }
+
+    pub fn backend(&self) -> Backend {
+        self.backend
+    }
+
+    /// A cheap round trip, for `/readyz`.
+    pub async fn ping(&self) -> Result<(), sqlx::Error> {
+        sqlx::query("SELECT 1")
+            .execute(&self.reader)
+            .await
+            .map(|_| ())
+    }
+
+    /// Pool sizes for the metrics gauges: (connections open, idle).
+    pub fn pool_stats(&self) -> (u32, usize) {
+        let size = self.reader.size()
+            + if self.backend == Backend::Sqlite {
+                self.writer.size()
+            } else {
+                0
+            };
+        let idle = self.reader.num_idle()
+            + if self.backend == Backend::Sqlite {
+                self.writer.num_idle()
+            } else {
+                0
+            };
+        (size, idle)
+    }
+
+    pub async fn close(&self) {
+        self.reader.close().await;
+        self.writer.close().await;
+    }
+}
+
+/// SQLite: WAL for concurrent readers; `synchronous=FULL` so an acknowledged save survives
+/// a power cut; a busy timeout for the rare writer from another process (the CLI).
+fn sqlite_pool(max: u32) -> AnyPoolOptions {
+    AnyPoolOptions::new()
+        .max_connections(max)
+        .acquire_timeout(Duration::from_secs(10))
+        // An embedded database cannot hang up; the default ping before every acquire is one
+        // more round trip to the connection's worker thread per query (measured: a third of
+        // the database hand-offs in a Pass & Next).
+        .test_before_acquire(false)
+        .after_connect(|conn, _| {
+            Box::pin(async move {
+                conn.execute(
+                    "PRAGMA journal_mode=WAL; PRAGMA synchronous=FULL; PRAGMA busy_timeout=10000; \
+                     PRAGMA foreign_keys=ON; PRAGMA temp_store=MEMORY; PRAGMA cache_size=-32000;",
+                )
+                .await?;
+                Ok(())
+            })
+        })
+}

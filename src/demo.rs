@@ -1,0 +1,239 @@
+//! Generated BotDojo-format conversations: the first-run demo dataset, and deterministic
+//! files of any size for tests and benchmarks.
+
+use std::io::Write;
+
+use crate::db::{Db, datasets};
+use crate::import;
+
+/// The 28 columns of a BotDojo export, in its order.
+pub const BOTDOJO_COLUMNS: [&str; 28] = [
+    "id",
+    "Flow Session",
+    "Turn_Number",
+    "Total_Turns_in_Session",
+    "body.user_message",
+    "response.text_output",
+    "AI Message",
+    "Created At",
+    "Flow Name",
+    "Flow Version",
+    "Model",
+    "Latency ms",
+    "Prompt Tokens",
+    "Completion Tokens",
+    "Total Tokens",
+    "Cost USD",
+    "Status",
+    "Error",
+    "User Id",
+    "Channel",
+    "Locale",
+    "Session Start",
+    "Session End",
+    "Tags",
+    "Feedback",
+    "Rating",
+    "Environment",
+    "Trace URL",
+];
+
+const QUESTIONS: [&str; 8] = [
+    "Where is my order {n}? It was supposed to arrive yesterday.",
+    "Can I get a refund for order {n}? The blender arrived broken.",
+    "Please change the delivery address of order {n} to 12 Harbour Street.",
+    "Do you ship to Canada, and how long does it take?",
+    "My discount code SAVE20 doesn't work on order {n}.",
+    "What's the warranty on the espresso machine?",
+    "I was charged twice for order {n}!!",
+    "Cancel order {n}, I don't need it anymore.",
+];
+
+const TOOLS: [&str; 5] = [
+    "lookup_order",
+    "issue_refund",
+    "update_address",
+    "search_policies",
+    "check_payment",
+];
+
+/// A small deterministic generator (no global RNG, same output on every machine).
+struct Lcg(u64);
+
+impl Lcg {
+    fn next(&mut self) -> u64 {
+        self.0 = self
+            .0
+            .wrapping_mul(6364136223846793005)
+            .wrapping_add(1442695040888963407);
+        self.0 >> 33
+    }
+    fn below(&mut self, n: u64) -> u64 {
+        self.next() % n
+    }
+}
+
+/// Writes `conversations` conversations (1–6 turns each) in BotDojo format. Streams: memory
+/// does not depend on the size. Returns the number of rows written.
+pub fn write_botdojo<W: Write>(out: W, conversations: u64, seed: u64) -> anyhow::Result<u64> {
+    generate(out, conversations, u64::MAX, seed)
+}
+
+/// Writes exactly `rows` rows (traces) in BotDojo format, for benchmarks at a round size:
+/// the same conversations as `write_botdojo`, the last one cut short to fit.
+pub fn write_botdojo_rows<W: Write>(out: W, rows: u64, seed: u64) -> anyhow::Result<u64> {
+    generate(out, u64::MAX, rows, seed)
+}
+
+fn generate<W: Write>(out: W, conversations: u64, max_rows: u64, seed: u64) -> anyhow::Result<u64> {
+    let mut w = csv::Writer::from_writer(out);
+    w.write_record(BOTDOJO_COLUMNS)?;
+    let mut rng = Lcg(seed ^ 0x9e37_79b9_7f4a_7c15);
+    let mut rows = 0;
+    for c in 0..conversations {
+        if rows >= max_rows {
+            break;
+        }
+        let turns = (1 + rng.below(6)).min(max_rows - rows);
+        let session = format!("sess-{seed:x}-{c:07}");
+        let order = 10_000 + rng.below(90_000);
+        for turn in 1..=turns {
+            let q = QUESTIONS[rng.below(QUESTIONS.len() as u64) as usize]
+                .replace("{n}", &order.to_string());
+            let user = if turn == 1 {
+                q
+            } else {
+                format!(
+                    "Follow-up {turn}: {}",
+                    QUESTIONS[rng.below(8) as usize].replace("{n}", &order.to_string())
+                )
+            };
+            let tool = TOOLS[rng.below(TOOLS.len() as u64) as usize];
+            let failed = rng.below(10) == 0;
+            let start = 1_767_000_000_000u64 + c * 60_000 + turn * 5_000;
+            let end = start + 80 + rng.below(900);
+            let result = if failed {
+                serde_json::json!({"error": "upstream timeout"})
+            } else {
+                let status = ["shipped", "processing", "delivered"][rng.below(3) as usize];
+                serde_json::json!({"order": order, "status": status, "eta_days": rng.below(7)})
+            };
+            let mut step = serde_json::json!({
+                "type": "tool", "stepLabel": tool,
+                "arguments": {"order_id": order.to_string()},
+                "content": result.to_string(),
+                "startTime": start, "endTime": end,
+            });
+            if failed {
+                step["error"] = serde_json::json!("upstream timeout");
+            }
+            let answer = if failed {
+                "I'm sorry, I couldn't reach our order system right now. Please try again in a few minutes.".to_string()
+            } else {
+                format!(
+                    "I checked order {order}: it is {}. Anything else I can help with?",
+                    result["status"].as_str().unwrap_or("being processed")
+                )
+            };
+            let ai_message = serde_json::json!({"steps": [
+                {"type": "thinking", "stepLabel": "Thinking", "content": "Look up the order first."},
+                step,
+                {"type": "output", "stepLabel": "Output", "content": answer},
+            ]});
+            let prompt_tokens = 200 + rng.below(800);
+            let completion_tokens = 20 + rng.below(200);
+            let record: [String; 28] = [
+                format!("{session}-t{turn}"),
+                session.clone(),
+                turn.to_string(),
+                turns.to_string(),
+                user,
+                answer.clone(),
+                ai_message.to_string(),
+                format!("2026-01-{:02}T10:{:02}:00Z", 1 + c % 28, turn),
+                "support-bot".into(),
+                "v3".into(),
+                ["gpt-4o-mini", "claude-haiku", "llama-3-70b"][rng.below(3) as usize].into(),
+                (end - start + 400).to_string(),
+                prompt_tokens.to_string(),
+                completion_tokens.to_string(),
+                (prompt_tokens + completion_tokens).to_string(),
+                format!(
+                    "{:.5}",
+                    (prompt_tokens + completion_tokens) as f64 * 0.000002
+                ),
+                if failed { "error".into() } else { "ok".into() },
+                if failed {
+                    "tool timeout".into()
+                } else {
+                    String::new()
+                },
+                format!("user-{}", rng.below(5000)),
+                ["web", "ios", "android"][rng.below(3) as usize].into(),
+                "en-US".into(),
+                format!("2026-01-{:02}T10:00:00Z", 1 + c % 28),
+                format!("2026-01-{:02}T10:{:02}:00Z", 1 + c % 28, turns),
+                "orders".into(),
+                String::new(),
+                String::new(),
+                "production".into(),
+                format!("https://botdojo.example/trace/{session}/{turn}"),
+            ];
+            w.write_record(&record)?;
+            rows += 1;
+        }
+    }
+    w.flush()?;
+    Ok(rows)
+}
+
+/// Name of the first-run demo dataset.
+pub const DEMO_DATASET: &str = "Demo: support bot";
+
+/// Imports a small demo dataset when the database holds no traces yet.
+pub async fn load_if_empty(db: &Db) -> anyhow::Result<()> {
+    if datasets::by_slug(db, "demo-support-bot")
+        .await?
+        .is_some_and(|d| d.trace_count > 0)
+    {
+        return Ok(());
+    }
+    let has_any: Option<i64> =
+        sqlx::query_scalar("SELECT id FROM datasets WHERE trace_count > 0 LIMIT 1")
+            .fetch_optional(db.reader())
+            .await?;
+    if has_any.is_some() {
+        return Ok(());
+    }
+    let mut csv = Vec::new();
+    let rows = write_botdojo(&mut csv, 20, 7)?;
+    let pending = import::register(db, DEMO_DATASET, "demo.csv", None, csv.len() as i64).await?;
+    let report = import::run(db, &pending, std::io::Cursor::new(csv), None).await?;
+    tracing::info!(rows, inserted = report.inserted, "loaded the demo dataset");
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn generator_is_deterministic_and_has_28_columns() {
+        let (mut a, mut b) = (Vec::new(), Vec::new());
+        let rows = write_botdojo(&mut a, 5, 1).unwrap();
+        write_botdojo(&mut b, 5, 1).unwrap();
+        assert_eq!(a, b);
+        let mut r = csv::Reader::from_reader(a.as_slice());
+        assert_eq!(r.headers().unwrap().len(), 28);
+        assert_eq!(r.records().count() as u64, rows);
+        assert!(rows >= 5);
+    }
+
+    #[test]
+    fn rows_variant_writes_exactly_that_many_rows() {
+        let mut a = Vec::new();
+        assert_eq!(write_botdojo_rows(&mut a, 10, 3).unwrap(), 10);
+        let mut r = csv::Reader::from_reader(a.as_slice());
+        assert_eq!(r.records().count(), 10);
+    }
+}

@@ -1,0 +1,97 @@
+//! The one application error type and how every error becomes a response.
+
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+
+use crate::web::pages::ErrorPage;
+
+/// Every failure a handler can return. 4xx variants carry a message for the person;
+/// `Internal` is logged in full and shown generically.
+#[derive(Debug, thiserror::Error)]
+pub enum AppError {
+    #[error("{0}")]
+    NotFound(String),
+    #[error("{0}")]
+    BadRequest(String),
+    #[error("{0}")]
+    Forbidden(String),
+    #[error("{0}")]
+    Conflict(String),
+    #[error("{0}")]
+    PayloadTooLarge(String),
+    #[error("the database is unavailable")]
+    Unavailable(#[source] anyhow::Error),
+    #[error(transparent)]
+    Internal(#[from] anyhow::Error),
+}
+
+impl AppError {
+    pub fn status(&self) -> StatusCode {
+        match self {
+            AppError::NotFound(_) => StatusCode::NOT_FOUND,
+            AppError::BadRequest(_) => StatusCode::BAD_REQUEST,
+            AppError::Forbidden(_) => StatusCode::FORBIDDEN,
+            AppError::Conflict(_) => StatusCode::CONFLICT,
+            AppError::PayloadTooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
+            AppError::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
+            AppError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
+        }
+    }
+
+    /// What the person is told. Internal details never leave the server.
+    pub fn public_message(&self) -> String {
+        match self {
+            AppError::Unavailable(_) => {
+                "The database is not reachable right now. Nothing was lost; \
+                 please try again in a moment."
+                    .to_string()
+            }
+            AppError::Internal(_) => {
+                "Something went wrong on our side. It has been logged.".to_string()
+            }
+            other => other.to_string(),
+        }
+    }
+}
+
+impl From<sqlx::Error> for AppError {
+    fn from(err: sqlx::Error) -> Self {
+        if crate::db::is_connection_error(&err) {
+            AppError::Unavailable(err.into())
+        } else {
+            AppError::Internal(err.into())
+        }
+    }
+}
+
+impl From<tower_sessions::session::Error> for AppError {
+    fn from(err: tower_sessions::session::Error) -> Self {
+        AppError::Unavailable(err.into())
+    }
+}
+
+impl IntoResponse for AppError {
+    fn into_response(self) -> Response {
+        let status = self.status();
+        match &self {
+            AppError::Internal(e) => tracing::error!(error = ?e, "internal error"),
+            AppError::Unavailable(e) => tracing::warn!(error = %e, "dependency unavailable"),
+            _ => {}
+        }
+        let page = ErrorPage {
+            title: status.canonical_reason().unwrap_or("Error").to_string(),
+            status: status.as_u16(),
+            message: self.public_message(),
+            nav: None,
+        };
+        let mut response = page.into_error_response(status);
+        if status == StatusCode::SERVICE_UNAVAILABLE {
+            response
+                .headers_mut()
+                .insert("retry-after", axum::http::HeaderValue::from_static("5"));
+        }
+        response
+    }
+}
+
+pub type AppResult<T> = Result<T, AppError>;

@@ -1,0 +1,21 @@
+//! Tracecoder: open coding of LLM traces as one server-rendered binary.
+//!
+//! `main.rs` only parses the command line; everything it runs lives here so the tests build
+//! exactly the same application.
+
+pub mod app;
+pub mod auth;
+pub mod cli;
+pub mod config;
+pub mod db;
+pub mod demo;
+pub mod domain;
+pub mod error;
+pub mod export;
+pub mod import;
+pub mod state;
+pub mod telemetry;
+pub mod web;
+
+pub use app::Application;
+pub use config::Config;

@@ -1,0 +1,38 @@
+//! The shared application state handed to every handler.
+
+use std::ops::Deref;
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use crate::auth::oidc::OidcClient;
+use crate::config::Config;
+use crate::db::Db;
+
+/// Cheap to clone: one `Arc` around everything instances share. It holds no per-user
+/// state, so any instance can serve any request.
+#[derive(Clone)]
+pub struct AppState(pub Arc<App>);
+
+/// What the handlers need.
+pub struct App {
+    /// Query layer over SQLite or Postgres.
+    pub db: Db,
+    /// Validated configuration.
+    pub config: Config,
+    /// The discovered OIDC provider, when sign-in is OIDC.
+    pub oidc: Option<OidcClient>,
+    /// Where uploads are spooled before they are imported.
+    pub upload_dir: PathBuf,
+    /// Renders `/metrics`.
+    pub metrics: Option<metrics_exporter_prometheus::PrometheusHandle>,
+    /// Redis pool for sessions, kept for `/readyz`.
+    pub redis: Option<tower_sessions_redis_store::fred::prelude::Pool>,
+}
+
+impl Deref for AppState {
+    type Target = App;
+
+    fn deref(&self) -> &App {
+        &self.0
+    }
+}

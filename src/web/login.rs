@@ -1,0 +1,183 @@
+//! Sign-in and sign-out routes: the development form, or the OIDC redirect and callback.
+
+use askama::Template;
+use askama_web::WebTemplate;
+use axum::Form;
+use axum::Router;
+use axum::extract::{Query, State};
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Redirect, Response};
+use axum::routing::{get, post};
+use serde::Deserialize;
+use tower_sessions::Session;
+
+use crate::auth::{self, CurrentUser, dev, safe_next};
+use crate::db::users;
+use crate::error::{AppError, AppResult};
+use crate::state::AppState;
+use crate::web::pages::Nav;
+
+#[derive(Template, WebTemplate)]
+#[template(path = "login.html")]
+pub struct LoginPage {
+    nav: Option<Nav>,
+    next: String,
+    oidc_issuer: Option<String>,
+    error: Option<String>,
+}
+
+#[derive(Deserialize)]
+pub struct NextQuery {
+    next: Option<String>,
+}
+
+#[derive(Deserialize)]
+pub struct DevLoginForm {
+    name: String,
+    next: Option<String>,
+    admin: Option<String>,
+}
+
+#[derive(Deserialize)]
+pub struct CallbackQuery {
+    code: Option<String>,
+    state: Option<String>,
+    error: Option<String>,
+    error_description: Option<String>,
+}
+
+/// Routes that rate limiting applies to (attempts to sign in).
+pub fn attempt_router() -> Router<AppState> {
+    Router::new()
+        .route("/login", post(dev_login))
+        .route("/auth/start", get(oidc_start))
+        .route("/auth/callback", get(oidc_callback))
+}
+
+/// The rest: the form and sign-out.
+pub fn router() -> Router<AppState> {
+    Router::new()
+        .route("/login", get(login_page))
+        .route("/logout", post(logout))
+}
+
+async fn login_page(
+    State(state): State<AppState>,
+    user: Option<CurrentUser>,
+    Query(q): Query<NextQuery>,
+) -> Response {
+    let next = safe_next(q.next.as_deref());
+    if user.is_some() {
+        return Redirect::to(&next).into_response();
+    }
+    LoginPage {
+        nav: None,
+        next,
+        oidc_issuer: state.oidc.as_ref().map(|o| o.issuer().to_string()),
+        error: None,
+    }
+    .into_response()
+}
+
+async fn dev_login(
+    State(state): State<AppState>,
+    session: Session,
+    Form(form): Form<DevLoginForm>,
+) -> AppResult<Response> {
+    if state.oidc.is_some() {
+        return Err(AppError::NotFound(
+            "Sign in through your identity provider.".into(),
+        ));
+    }
+    let next = safe_next(form.next.as_deref());
+    let Some(name) = dev::parse_name(&form.name) else {
+        let page = LoginPage {
+            nav: None,
+            next,
+            oidc_issuer: None,
+            error: Some("Type a name of 1 to 100 characters.".into()),
+        };
+        return Ok((StatusCode::UNPROCESSABLE_ENTITY, page).into_response());
+    };
+    let wants_admin = form.admin.is_some();
+    let mut user = dev::user_for(&state.db, &name, wants_admin).await?;
+    if state.config.is_admin_email(&user.email) && !user.admin() {
+        user = users::upsert(
+            &state.db,
+            &user.issuer,
+            &user.subject,
+            &user.email,
+            &user.name,
+            true,
+        )
+        .await?;
+    }
+    auth::sign_in(&session, &user).await?;
+    Ok(Redirect::to(&next).into_response())
+}
+
+async fn oidc_start(
+    State(state): State<AppState>,
+    session: Session,
+    Query(q): Query<NextQuery>,
+) -> AppResult<Response> {
+    let Some(oidc) = &state.oidc else {
+        return Err(AppError::NotFound("OIDC sign-in is not configured.".into()));
+    };
+    let url = oidc.start(&session, safe_next(q.next.as_deref())).await?;
+    Ok(Redirect::to(&url).into_response())
+}
+
+async fn oidc_callback(
+    State(state): State<AppState>,
+    session: Session,
+    Query(q): Query<CallbackQuery>,
+) -> AppResult<Response> {
+    let Some(oidc) = &state.oidc else {
+        return Err(AppError::NotFound("OIDC sign-in is not configured.".into()));
+    };
+    let refuse = |msg: String| {
+        let page = LoginPage {
+            nav: None,
+            next: "/".into(),
+            oidc_issuer: Some(oidc.issuer().to_string()),
+            error: Some(msg),
+        };
+        Ok((StatusCode::BAD_REQUEST, page).into_response())
+    };
+    if let Some(err) = q.error {
+        let _ = session.remove::<serde_json::Value>("oidc_pending").await;
+        return refuse(format!(
+            "The identity provider refused the sign-in: {}",
+            q.error_description.unwrap_or(err)
+        ));
+    }
+    let (Some(code), Some(st)) = (q.code, q.state) else {
+        return refuse("The sign-in answer was incomplete. Please sign in again.".into());
+    };
+    match oidc.callback(&session, &code, &st).await? {
+        Err(e) => {
+            tracing::warn!(reason = %e, "OIDC sign-in refused");
+            refuse(e.to_string())
+        }
+        Ok((identity, next)) => {
+            let admin = identity.email_trusted() && state.config.is_admin_email(&identity.email);
+            let user = users::upsert(
+                &state.db,
+                &identity.issuer,
+                &identity.subject,
+                &identity.email,
+                &identity.name,
+                admin,
+            )
+            .await?;
+            auth::sign_in(&session, &user).await?;
+            Ok(Redirect::to(&next).into_response())
+        }
+    }
+}
+
+async fn logout(session: Session) -> AppResult<Redirect> {
+    auth::sign_out(&session).await?;
+    Ok(Redirect::to("/login"))
+}

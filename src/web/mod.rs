@@ -1,0 +1,131 @@
+//! The HTTP surface: one router per feature, merged here with the cross-cutting layers.
+
+pub mod annotate;
+pub mod assets;
+pub mod dashboard;
+pub mod export;
+pub mod htmx;
+pub mod import;
+pub mod login;
+pub mod ops;
+pub mod pages;
+pub mod security;
+pub mod traces;
+
+use std::sync::OnceLock;
+
+use askama::Template;
+use axum::Router;
+use axum::http::{HeaderName, StatusCode};
+use axum::middleware::from_extractor_with_state;
+use axum::response::{Html, IntoResponse, Response};
+use axum_prometheus::metrics_exporter_prometheus::PrometheusHandle;
+use axum_prometheus::{EndpointLabel, PrometheusMetricLayer, PrometheusMetricLayerBuilder};
+use tower_governor::GovernorLayer;
+use tower_http::LatencyUnit;
+use tower_http::catch_panic::CatchPanicLayer;
+use tower_http::compression::CompressionLayer;
+use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
+use tower_http::sensitive_headers::SetSensitiveRequestHeadersLayer;
+use tower_http::timeout::TimeoutLayer;
+use tower_http::trace::{DefaultOnResponse, TraceLayer};
+use tower_sessions::{Expiry, SessionManagerLayer};
+
+use crate::auth::RequireAdmin;
+use crate::auth::sessions::AppSessionStore;
+use crate::error::AppError;
+use crate::state::AppState;
+
+/// Renders a template (or one of its blocks) as HTML; a render failure is a logged 500.
+pub fn render(template: &impl Template) -> Response {
+    match template.render() {
+        Ok(html) => Html(html).into_response(),
+        Err(e) => AppError::Internal(anyhow::anyhow!("template: {e}")).into_response(),
+    }
+}
+
+/// The HTTP metrics layer and the exporter handle. The recorder is global, so it is
+/// installed once per process (tests build many apps).
+pub fn metrics() -> &'static (PrometheusMetricLayer<'static>, PrometheusHandle) {
+    static METRICS: OnceLock<(PrometheusMetricLayer<'static>, PrometheusHandle)> = OnceLock::new();
+    METRICS.get_or_init(|| {
+        PrometheusMetricLayerBuilder::new()
+            .with_prefix("tracecoder")
+            .with_endpoint_label_type(EndpointLabel::MatchedPathWithFallbackFn(|_| {
+                "unmatched".into()
+            }))
+            .with_default_metrics()
+            .build_pair()
+    })
+}
+
+/// The whole application router.
+pub fn router(state: AppState, sessions: AppSessionStore) -> anyhow::Result<Router> {
+    let config = &state.config;
+    let login_limit = security::limiter(config, config.login_burst);
+    let import_limit = security::limiter(config, config.import_burst);
+
+    let admin =
+        import::router().route_layer(from_extractor_with_state::<RequireAdmin, _>(state.clone()));
+    let upload = import::upload_router()
+        .route_layer(from_extractor_with_state::<RequireAdmin, _>(state.clone()))
+        .layer(GovernorLayer::new(import_limit).error_handler(security::too_many_requests));
+    let attempts = login::attempt_router()
+        .layer(GovernorLayer::new(login_limit).error_handler(security::too_many_requests));
+
+    let timed = Router::new()
+        .merge(dashboard::router())
+        .merge(traces::router())
+        .merge(annotate::router())
+        .merge(login::router())
+        .merge(attempts)
+        .merge(admin)
+        .merge(ops::router())
+        .merge(assets::router())
+        .fallback(|| async { AppError::NotFound("There is no page at this address.".into()) })
+        .layer(TimeoutLayer::with_status_code(
+            StatusCode::REQUEST_TIMEOUT,
+            config.request_timeout,
+        ));
+    // Uploads and exports stream for as long as they need: no request timeout.
+    let app = timed.merge(upload).merge(export::router());
+
+    let session_layer = SessionManagerLayer::new(sessions)
+        .with_name("tracecoder_session")
+        .with_http_only(true)
+        .with_secure(config.secure_cookies())
+        .with_same_site(tower_sessions::cookie::SameSite::Lax)
+        .with_expiry(Expiry::OnInactivity(time::Duration::seconds(
+            config.session_idle.as_secs() as i64,
+        )));
+
+    let request_id = HeaderName::from_static("x-request-id");
+    let (metric_layer, _) = metrics();
+    let mut app = app
+        .layer(session_layer)
+        .layer(security::csrf_layer(config)?)
+        .layer(axum::middleware::from_fn(htmx::error_fragments));
+    for layer in security::header_layers() {
+        app = app.layer(layer);
+    }
+    Ok(app
+        .layer(CompressionLayer::new())
+        .layer(
+            TraceLayer::new_for_http().make_span_with(|req: &axum::http::Request<_>| {
+                let id = req.headers().get("x-request-id").and_then(|v| v.to_str().ok()).unwrap_or("");
+                tracing::info_span!("request", method = %req.method(), path = %req.uri().path(), request_id = %id)
+            })
+            // One access-log line per request (status, latency) carrying the span's request id;
+            // `RUST_LOG=tower_http=warn` silences it.
+            .on_response(DefaultOnResponse::new().level(tracing::Level::INFO).latency_unit(LatencyUnit::Millis)),
+        )
+        .layer(SetSensitiveRequestHeadersLayer::new([
+            axum::http::header::COOKIE,
+            axum::http::header::AUTHORIZATION,
+        ]))
+        .layer(PropagateRequestIdLayer::new(request_id.clone()))
+        .layer(SetRequestIdLayer::new(request_id, MakeRequestUuid))
+        .layer(metric_layer.clone())
+        .layer(CatchPanicLayer::new())
+        .with_state(state))
+}

@@ -1,0 +1,59 @@
+//! Templates shared by every area: the navigation bar, the error page, the sign-in notice.
+
+use askama::Template;
+use askama_web::WebTemplate;
+
+use crate::db::users::User;
+
+/// What the top bar shows about the signed-in person.
+#[derive(Debug, Clone)]
+pub struct Nav {
+    pub user_name: String,
+    pub is_admin: bool,
+}
+
+impl Nav {
+    pub fn of(user: &User) -> Option<Nav> {
+        Some(Nav {
+            user_name: user.name.clone(),
+            is_admin: user.admin(),
+        })
+    }
+}
+
+/// Any 4xx/5xx as a page.
+#[derive(Template, WebTemplate)]
+#[template(path = "error.html", blocks = ["main"])]
+pub struct ErrorPage {
+    pub title: String,
+    pub status: u16,
+    pub message: String,
+    pub nav: Option<Nav>,
+}
+
+/// Swapped into `#flash` when an HTMX request arrives after the session ended.
+#[derive(Template, WebTemplate)]
+#[template(path = "session_expired.html")]
+pub struct SessionExpired {
+    pub next: String,
+    /// A form post was refused: tell the person it was not saved.
+    pub unsaved: bool,
+}
+
+/// The fragment of an error page, kept on the response so an HTMX request gets only the
+/// message swapped into `#main` (see `htmx::error_fragments`), not a page inside the page.
+#[derive(Debug, Clone)]
+pub struct ErrorFragment(pub String);
+
+impl ErrorPage {
+    /// The full error page with `status`, carrying its fragment for HTMX requests.
+    pub fn into_error_response(self, status: axum::http::StatusCode) -> axum::response::Response {
+        use axum::response::IntoResponse;
+        let fragment = self.as_main().render().ok();
+        let mut response = (status, self).into_response();
+        if let Some(f) = fragment {
+            response.extensions_mut().insert(ErrorFragment(f));
+        }
+        response
+    }
+}

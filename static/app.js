@@ -1,0 +1,141 @@
+// Tracecoder keyboard shortcuts and small behaviours. Loaded from /static (the CSP allows
+// scripts from self only); everything also works without it through plain forms and links.
+(function () {
+  "use strict";
+
+  // Loaded in <head> without `defer`, so this runs before the body is painted: CSS keeps the
+  // fail form open (and hides JS-only buttons) on `html:not(.js)`, i.e. when scripts are off.
+  document.documentElement.classList.add("js");
+
+  function byId(id) { return document.getElementById(id); }
+
+  function isTyping(el) {
+    if (!el) return false;
+    var tag = el.tagName;
+    return el.isContentEditable || tag === "INPUT" || tag === "TEXTAREA" || tag === "SELECT";
+  }
+
+  function submit(form) {
+    if (!form) return;
+    if (form.requestSubmit) form.requestSubmit(); else form.submit();
+  }
+
+  function openFail() {
+    var form = byId("fail-form");
+    if (!form) return;
+    form.hidden = false;
+    var btn = byId("fail-btn");
+    if (btn) btn.setAttribute("aria-expanded", "true");
+    var note = byId("note");
+    if (note) { note.focus(); note.setSelectionRange(note.value.length, note.value.length); }
+  }
+
+  function closeFail() {
+    var form = byId("fail-form");
+    if (!form || form.hidden) return false;
+    form.hidden = true;
+    var btn = byId("fail-btn");
+    if (btn) { btn.setAttribute("aria-expanded", "false"); btn.focus(); }
+    return true;
+  }
+
+  function setHelp(show) {
+    var help = byId("help");
+    if (!help) return;
+    help.hidden = !show;
+    var btn = byId("help-btn");
+    if (btn) btn.setAttribute("aria-expanded", show ? "true" : "false");
+    if (show) { var c = byId("help-close"); if (c) c.focus(); } else if (btn) { btn.focus(); }
+  }
+
+  function helpOpen() { var h = byId("help"); return h && !h.hidden; }
+
+  function click(id) { var el = byId(id); if (el) el.click(); }
+
+  document.addEventListener("keydown", function (e) {
+    if (e.defaultPrevented || e.isComposing) return;
+    if ((e.ctrlKey || e.metaKey) && e.key === "Enter") {
+      var form = e.target && e.target.closest ? e.target.closest("form") : null;
+      if (!form) { var fail = byId("fail-form"); if (fail && !fail.hidden) form = fail; }
+      if (form) { e.preventDefault(); submit(form); }
+      return;
+    }
+    if (e.key === "Escape") {
+      if (helpOpen()) { e.preventDefault(); setHelp(false); return; }
+      if (closeFail()) { e.preventDefault(); }
+      return;
+    }
+    if (e.ctrlKey || e.metaKey || e.altKey || isTyping(e.target)) return;
+    switch (e.key) {
+      case "p": e.preventDefault(); submit(byId("pass-form")); break;
+      case "f": e.preventDefault(); openFail(); break;
+      case "s": e.preventDefault(); click("skip-link"); break;
+      case "j": e.preventDefault(); click("next-link"); break;
+      case "k": e.preventDefault(); click("prev-link"); break;
+      case "?": e.preventDefault(); setHelp(!helpOpen()); break;
+      default: break;
+    }
+  });
+
+  document.addEventListener("click", function (e) {
+    var t = e.target && e.target.closest ? e.target.closest("button") : null;
+    if (!t) return;
+    if (t.id === "fail-btn") { openFail(); }
+    else if (t.id === "fail-cancel") { closeFail(); }
+    else if (t.id === "help-btn") { setHelp(!helpOpen()); }
+    else if (t.id === "help-close") { setHelp(false); }
+  });
+
+  // A swapped-in page names itself (data-page-title): keep the window title, which screen
+  // readers announce and the history menu lists, in step with the trace on screen.
+  document.addEventListener("htmx:afterSwap", function (e) {
+    if (!e.detail || !e.detail.target || e.detail.target.id !== "main") return;
+    var named = document.querySelector("#main [data-page-title]");
+    if (named) document.title = named.getAttribute("data-page-title");
+  });
+
+  // After a swap: a refused fail form keeps focus in the note; otherwise start at the top
+  // with focus on <main> (tabindex=-1): screen readers move to the new trace, Tab starts from
+  // there, and the next letter key works at once (main is not a text field).
+  document.addEventListener("htmx:afterSettle", function (e) {
+    if (!e.detail || !e.detail.target || e.detail.target.id !== "main") return;
+    var form = byId("fail-form");
+    if (form && !form.hidden) { var note = byId("note"); if (note) note.focus(); return; }
+    window.scrollTo(0, 0);
+    var main = byId("main");
+    if (main) main.focus({ preventScroll: true });
+  });
+
+  // Upload progress for the import form (the form also works as a plain POST).
+  document.addEventListener("submit", function (e) {
+    var form = e.target;
+    if (!form || form.id !== "import-form" || !window.XMLHttpRequest || !window.FormData) return;
+    e.preventDefault();
+    var bar = byId("upload-progress");
+    var note = byId("upload-status");
+    var button = form.querySelector("button[type=submit]");
+    function say(text) { if (note) note.textContent = text; }
+    if (button) button.disabled = true;
+    say("Uploading…");
+    var xhr = new XMLHttpRequest();
+    xhr.open("POST", form.action);
+    xhr.upload.addEventListener("progress", function (p) {
+      if (bar && p.lengthComputable) { bar.hidden = false; bar.value = Math.round(100 * p.loaded / p.total); }
+    });
+    xhr.upload.addEventListener("load", function () { say("Uploaded. Importing…"); });
+    xhr.addEventListener("load", function () {
+      // The server answers with a redirect to the import's own page (done or in progress).
+      if (xhr.responseURL && xhr.responseURL.indexOf("/admin/imports/") !== -1) {
+        window.location.assign(xhr.responseURL);
+        return;
+      }
+      // A refusal (too large, no file, rate limited…): show the page the server sent. Its
+      // scripts are already running here, so only the body and title are taken over.
+      var doc = new DOMParser().parseFromString(xhr.responseText, "text/html");
+      document.title = doc.title;
+      document.body.replaceWith(document.adoptNode(doc.body));
+    });
+    xhr.addEventListener("error", function () { form.submit(); });
+    xhr.send(new FormData(form));
+  });
+})();

@@ -1,0 +1,295 @@
+//! Acceptance tests for export: columns, one row per trace × annotator, per-user scoping,
+//! hostile content byte for byte, and the export → import round trip.
+
+mod common;
+
+use common::*;
+
+const HEADER: &str = "id,Flow Session,Turn_Number,body.user_message,response.text_output,Channel";
+
+fn hostile_csv() -> Vec<u8> {
+    let mut s = String::from(HEADER);
+    s.push('\n');
+    s.push_str("x1,s1,1,\"He said \"\"hi, there\"\"\nand left 😀\",\"a,b,c\r\nd\",web\n");
+    s.push_str("x2,s1,2,\"<script>alert(1)</script>\",\"  padded  \",ios\n");
+    s.push_str("x3,s2,1,plain,plain,\n");
+    s.into_bytes()
+}
+
+async fn setup() -> (TestApp, reqwest::Client, reqwest::Client, reqwest::Client) {
+    let app = spawn_app().await;
+    let admin = app.login("Admin", true).await;
+    let (status, page) = app.upload(&admin, "Exp", "exp.csv", hostile_csv()).await;
+    assert_eq!(status, 200, "{page}");
+    let ann = app.login("Ann", false).await;
+    let bob = app.login("Bob", false).await;
+    app.annotate(
+        &ann,
+        "exp",
+        "x1",
+        &[
+            ("verdict", "fail"),
+            ("note", "quote \"this\", please\nline 2"),
+            ("codes", "tone, facts"),
+            ("comments", "c,1"),
+            ("version", "0"),
+        ],
+        true,
+    )
+    .await;
+    app.annotate(
+        &ann,
+        "exp",
+        "x2",
+        &[("verdict", "pass"), ("version", "0")],
+        true,
+    )
+    .await;
+    app.annotate(
+        &bob,
+        "exp",
+        "x1",
+        &[("verdict", "pass"), ("version", "0")],
+        true,
+    )
+    .await;
+    (app, admin, ann, bob)
+}
+
+fn read_csv(body: &str) -> (Vec<String>, Vec<Vec<String>>) {
+    let mut r = csv::Reader::from_reader(body.as_bytes());
+    let headers = r.headers().unwrap().iter().map(str::to_string).collect();
+    let rows = r
+        .records()
+        .map(|rec| rec.unwrap().iter().map(str::to_string).collect())
+        .collect();
+    (headers, rows)
+}
+
+#[tokio::test]
+async fn csv_export_has_original_columns_then_annotation_columns_one_row_per_annotator() {
+    let (app, admin, ann, _bob) = setup().await;
+    let res = app.get(&admin, "/d/exp/export.csv").await;
+    assert_eq!(res.status(), 200);
+    assert!(
+        res.headers()["content-type"]
+            .to_str()
+            .unwrap()
+            .starts_with("text/csv")
+    );
+    assert!(
+        res.headers()["content-disposition"]
+            .to_str()
+            .unwrap()
+            .contains("exp-annotations.csv")
+    );
+    let (headers, rows) = read_csv(&res.text().await.unwrap());
+    let expected: Vec<&str> = HEADER
+        .split(',')
+        .chain([
+            "annotator_email",
+            "annotator_name",
+            "holistic_pass_fail",
+            "first_failure_note",
+            "open_codes",
+            "comments_hypotheses",
+            "annotation_version",
+            "annotation_created_at",
+            "annotation_updated_at",
+        ])
+        .collect();
+    assert_eq!(headers, expected);
+    assert_eq!(rows.len(), 3, "x1 × Ann, x1 × Bob, x2 × Ann");
+    let col = |name: &str| headers.iter().position(|h| h == name).unwrap();
+    let ann_x1 = rows
+        .iter()
+        .find(|r| r[0] == "x1" && r[col("annotator_name")] == "Ann")
+        .unwrap();
+    // Hostile content byte for byte.
+    assert_eq!(
+        ann_x1[col("body.user_message")],
+        "He said \"hi, there\"\nand left 😀"
+    );
+    assert_eq!(ann_x1[col("response.text_output")], "a,b,c\r\nd");
+    assert_eq!(ann_x1[col("holistic_pass_fail")], "Fail");
+    assert_eq!(
+        ann_x1[col("first_failure_note")],
+        "quote \"this\", please\nline 2"
+    );
+    assert_eq!(ann_x1[col("open_codes")], "tone, facts");
+    assert_eq!(ann_x1[col("comments_hypotheses")], "c,1");
+    assert_eq!(ann_x1[col("annotation_version")], "1");
+    assert_eq!(ann_x1[col("annotator_email")], "ann@localhost");
+    let created = &ann_x1[col("annotation_created_at")];
+    assert!(
+        time::OffsetDateTime::parse(created, &time::format_description::well_known::Rfc3339)
+            .is_ok(),
+        "{created}"
+    );
+    assert!(created.ends_with('Z'), "UTC");
+    let x2 = rows.iter().find(|r| r[0] == "x2").unwrap();
+    assert_eq!(x2[col("body.user_message")], "<script>alert(1)</script>");
+    assert_eq!(x2[col("response.text_output")], "  padded  ", "spaces kept");
+    assert_eq!(x2[col("Channel")], "ios");
+
+    // The annotator exports only their own rows.
+    let (_, rows) = read_csv(
+        &app.get(&ann, "/d/exp/export.csv")
+            .await
+            .text()
+            .await
+            .unwrap(),
+    );
+    assert_eq!(rows.len(), 2);
+    assert!(rows.iter().all(|r| r[col("annotator_name")] == "Ann"));
+}
+
+#[tokio::test]
+async fn an_option_includes_traces_nobody_annotated() {
+    let (app, admin, _ann, bob) = setup().await;
+    let (headers, rows) = read_csv(
+        &app.get(&admin, "/d/exp/export.csv?all=1")
+            .await
+            .text()
+            .await
+            .unwrap(),
+    );
+    assert_eq!(rows.len(), 4);
+    let x3 = rows.iter().find(|r| r[0] == "x3").unwrap();
+    let verdict = headers
+        .iter()
+        .position(|h| h == "holistic_pass_fail")
+        .unwrap();
+    assert_eq!(x3[verdict], "");
+    // For an annotator, "all" means every trace with their annotation where they have one.
+    let (_, rows) = read_csv(
+        &app.get(&bob, "/d/exp/export.csv?all=1")
+            .await
+            .text()
+            .await
+            .unwrap(),
+    );
+    assert_eq!(rows.len(), 3, "x1 with Bob's verdict, x2 and x3 without");
+}
+
+#[tokio::test]
+async fn jsonl_export_has_the_same_fields_in_order() {
+    let (app, admin, _ann, _bob) = setup().await;
+    let res = app.get(&admin, "/d/exp/export.jsonl").await;
+    assert_eq!(res.status(), 200);
+    let body = res.text().await.unwrap();
+    let lines: Vec<&str> = body.lines().collect();
+    assert_eq!(lines.len(), 3);
+    let first: serde_json::Value = serde_json::from_str(lines[0]).unwrap();
+    assert!(
+        lines[0].starts_with("{\"id\":\"x1\",\"Flow Session\":\"s1\""),
+        "original column order: {}",
+        lines[0]
+    );
+    assert_eq!(
+        first["body.user_message"],
+        "He said \"hi, there\"\nand left 😀"
+    );
+    assert!(first["annotation_version"].is_number());
+    let x2 = lines
+        .iter()
+        .map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap())
+        .find(|v| v["id"] == "x2")
+        .unwrap();
+    assert_eq!(x2["holistic_pass_fail"], "Pass");
+    assert_eq!(x2["first_failure_note"], "");
+}
+
+#[tokio::test]
+async fn export_then_import_gives_back_the_same_traces() {
+    let (app, admin, _ann, _bob) = setup().await;
+    let exported = app
+        .get(&admin, "/d/exp/export.csv?all=1")
+        .await
+        .bytes()
+        .await
+        .unwrap()
+        .to_vec();
+    let (status, page) = app.upload(&admin, "Exp copy", "export.csv", exported).await;
+    assert_eq!(status, 200, "{page}");
+    assert!(
+        page.contains("Imported 3 traces; skipped 1 duplicate row"),
+        "{page}"
+    );
+    let rows = |slug: &'static str| {
+        let db = app.db.clone();
+        async move {
+            let r: Vec<(String, String, i64, String, String, i64)> = sqlx::query_as(
+                "SELECT t.trace_id, t.flow_session, t.turn_number, t.user_message, t.ai_response, t.sort_key
+                 FROM traces t JOIN datasets d ON d.id = t.dataset_id WHERE d.slug = $1 ORDER BY t.sort_key",
+            )
+            .bind(slug)
+            .fetch_all(db.reader())
+            .await
+            .unwrap();
+            r.into_iter()
+                .map(|(a, b, c, d, e, _)| (a, b, c, d, e))
+                .collect::<Vec<_>>()
+        }
+    };
+    assert_eq!(
+        rows("exp").await,
+        rows("exp-copy").await,
+        "same traces, same order, same text"
+    );
+    // The annotation columns came along as metadata, the original metadata too.
+    let (_, page) = app.get_text(&admin, "/d/exp-copy/t/x2").await;
+    assert!(page.contains("<dt>Channel</dt><dd>ios</dd>"));
+    assert!(page.contains("<dt>holistic_pass_fail</dt><dd>Pass</dd>"));
+}
+
+#[tokio::test]
+async fn cli_exports_to_a_file_in_both_formats() {
+    let (app, _admin, _ann, _bob) = setup().await;
+    let dir = tempfile::tempdir().unwrap();
+    for (format, ext) in [("csv", "csv"), ("jsonl", "jsonl")] {
+        let out = dir.path().join(format!("out.{ext}"));
+        let status = std::process::Command::new(env!("CARGO_BIN_EXE_tracecoder"))
+            .args([
+                "export",
+                "--dataset",
+                "Exp",
+                "--format",
+                format,
+                "--out",
+                out.to_str().unwrap(),
+                "--database-url",
+                &app.database_url,
+            ])
+            .output()
+            .unwrap();
+        assert!(
+            status.status.success(),
+            "{}",
+            String::from_utf8_lossy(&status.stderr)
+        );
+        let text = std::fs::read_to_string(&out).unwrap();
+        let http = app
+            .get(
+                &app.login("Admin", true).await,
+                &format!("/d/exp/export.{ext}"),
+            )
+            .await
+            .text()
+            .await
+            .unwrap();
+        assert_eq!(text, http, "CLI and download are the same export");
+    }
+    let missing = std::process::Command::new(env!("CARGO_BIN_EXE_tracecoder"))
+        .args([
+            "export",
+            "--dataset",
+            "nope",
+            "--database-url",
+            &app.database_url,
+        ])
+        .output()
+        .unwrap();
+    assert!(!missing.status.success());
+    assert!(String::from_utf8_lossy(&missing.stderr).contains("no dataset"));
+}
