@@ -94,6 +94,9 @@ pub struct ServeArgs {
     pub import_rate_burst: u32,
     #[arg(long, env = "RATE_LIMIT_SECONDS", default_value_t = 6)]
     pub rate_limit_seconds: u64,
+    /// Milliseconds to pause after each committed batch of a form import (throttling).
+    #[arg(long, env = "IMPORT_PAUSE_MS", default_value_t = 0)]
+    pub import_pause_ms: u64,
     /// Load a generated demo dataset when the database has no traces yet.
     #[arg(long, env = "TRACECODER_DEMO", default_value_t = false)]
     pub demo: bool,
@@ -173,6 +176,7 @@ impl ServeArgs {
             rate_limit_period: Duration::from_secs(self.rate_limit_seconds.max(1)),
             demo: self.demo,
             request_timeout: Duration::from_secs(30),
+            import_pause: Duration::from_millis(self.import_pause_ms),
         };
         config.validate()?;
         Ok(config)

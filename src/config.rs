@@ -41,6 +41,9 @@ pub struct Config {
     pub demo: bool,
     /// Server-side request timeout.
     pub request_timeout: Duration,
+    /// Pause after each committed batch of a form import: throttles imports on a busy box
+    /// (and lets tests watch an import's progress).
+    pub import_pause: Duration,
 }
 
 /// OIDC client settings.
@@ -74,6 +77,7 @@ impl Config {
             rate_limit_period: Duration::from_secs(6),
             demo: false,
             request_timeout: Duration::from_secs(30),
+            import_pause: Duration::ZERO,
         }
     }
 

@@ -154,10 +154,10 @@ async fn keyboard_annotation_after_an_import_watched_in_the_browser() {
         return;
     }
     let _one = BROWSER.lock().await;
-    let app = spawn_app().await;
+    // Paced (13 batches, 0.5 s apart) so the import outlives the upload's 3 s inline wait
+    // whatever the build, and the page has to show progress and poll.
+    let app = spawn_app_with(|c| c.import_pause = Duration::from_millis(500)).await;
     let tmp = tempfile::tempdir().expect("temp dir");
-    // Large enough that the import outlives the upload's 3 s inline wait in a debug build,
-    // so the page has to show progress and poll.
     let (csv, rows) = botdojo_file(tmp.path(), "support-bot.csv", 7_000, 6);
     let shots = screenshot_dir(tmp.path());
     let (report, ok, stderr) = run_script(

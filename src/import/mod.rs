@@ -49,6 +49,8 @@ pub struct PendingImport {
     pub import_id: i64,
     pub dataset_id: i64,
     pub dataset_slug: String,
+    /// Pause after each inserted batch (zero: none).
+    pub pause_between_batches: std::time::Duration,
 }
 
 /// Finds or creates the dataset and registers the import as running.
@@ -66,6 +68,7 @@ pub async fn register(
             import_id,
             dataset_id: dataset.id,
             dataset_slug: dataset.slug,
+            pause_between_batches: std::time::Duration::ZERO,
         }),
         Err(imports::AlreadyRunning) => Err(StartError::Busy(dataset.name)),
     }
@@ -153,6 +156,9 @@ async fn run_inner(
                 }
                 if let Some(p) = &progress {
                     p(read as u64, bytes_read as u64);
+                }
+                if !pending.pause_between_batches.is_zero() {
+                    tokio::time::sleep(pending.pause_between_batches).await;
                 }
             }
             Parsed::Refused(message) => failure = Some((message, Vec::new(), 0, 0)),

@@ -16,7 +16,7 @@ use crate::auth::RequireAdmin;
 use crate::db::datasets;
 use crate::db::imports::{self, ImportRecord};
 use crate::error::{AppError, AppResult};
-use crate::import::{self, StartError, csv_rows::RowError};
+use crate::import::{self, PendingImport, StartError, csv_rows::RowError};
 use crate::state::AppState;
 use crate::web::htmx::Htmx;
 use crate::web::pages::Nav;
@@ -198,6 +198,10 @@ async fn upload(
         Err(StartError::Db(e)) => return Err(e.into()),
         Err(e @ StartError::Busy(_)) => return Err(AppError::Conflict(e.to_string())),
         Err(e) => return Err(AppError::BadRequest(e.to_string())),
+    };
+    let pending = PendingImport {
+        pause_between_batches: state.config.import_pause,
+        ..pending
     };
     let import_id = pending.import_id;
     let db = state.db.clone();
