@@ -94,7 +94,7 @@ pub struct ServeArgs {
     pub import_rate_burst: u32,
     #[arg(long, env = "RATE_LIMIT_SECONDS", default_value_t = 6)]
     pub rate_limit_seconds: u64,
-    /// Milliseconds to pause after each committed batch of a form import (throttling).
+    /// Milliseconds to pause after each 2,000-row batch a form import writes (throttling).
     #[arg(long, env = "IMPORT_PAUSE_MS", default_value_t = 0)]
     pub import_pause_ms: u64,
     /// Load a generated demo dataset when the database has no traces yet.

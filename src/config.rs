@@ -41,7 +41,7 @@ pub struct Config {
     pub demo: bool,
     /// Server-side request timeout.
     pub request_timeout: Duration,
-    /// Pause after each committed batch of a form import: throttles imports on a busy box
+    /// Pause after each 2,000-row batch a form import writes: throttles imports on a busy box
     /// (and lets tests watch an import's progress).
     pub import_pause: Duration,
 }

@@ -49,7 +49,7 @@ pub struct PendingImport {
     pub import_id: i64,
     pub dataset_id: i64,
     pub dataset_slug: String,
-    /// Pause after each inserted batch (zero: none).
+    /// Pause after each parsed batch of rows is written (zero: none).
     pub pause_between_batches: std::time::Duration,
 }
 
