@@ -1,5 +1,7 @@
 //! Exporting coded data as CSV or JSONL: one row per (trace × annotator), the trace's
-//! original columns first, produced page by page so memory stays flat at any size.
+//! original columns first, produced in bounded batches so memory stays flat at any size.
+
+use std::sync::Arc;
 
 use sqlx::FromRow;
 use time::OffsetDateTime;
@@ -10,8 +12,11 @@ use crate::db::datasets::Dataset;
 use crate::domain::Verdict;
 use crate::import::csv_rows::ColumnMap;
 
-/// Traces per page of the export walk.
+/// Traces per page when unannotated traces are exported too.
 const PAGE_TRACES: i64 = 500;
+/// Annotations per query. Rows are bounded by annotations, not by traces: one trace coded by
+/// hundreds of annotators must not make a page hold hundreds of thousands of rows.
+const PAGE_ANNOTATIONS: i64 = 1000;
 
 /// The annotation columns appended after the trace's own columns.
 pub const ANNOTATION_COLUMNS: [&str; 9] = [
@@ -59,8 +64,9 @@ pub struct ExportOptions {
     pub include_unannotated: bool,
 }
 
+/// A trace's stored fields.
 #[derive(Debug, FromRow)]
-struct Row {
+struct TraceRow {
     sort_key: i64,
     trace_id: String,
     flow_session: String,
@@ -69,31 +75,83 @@ struct Row {
     user_message: String,
     ai_response: String,
     metadata: String,
-    annotation_id: Option<i64>,
-    email: Option<String>,
-    name: Option<String>,
-    verdict: Option<String>,
-    first_failure_note: Option<String>,
-    open_codes: Option<String>,
-    comments: Option<String>,
-    version: Option<i64>,
-    created_at: Option<i64>,
-    updated_at: Option<i64>,
 }
 
-/// Produces the export in chunks: the header, then one chunk per page of traces.
+/// An annotation in scope, with its annotator.
+#[derive(Debug, FromRow)]
+struct AnnotationRow {
+    #[sqlx(rename = "annotation_sort_key")]
+    sort_key: i64,
+    annotation_id: i64,
+    email: String,
+    name: String,
+    verdict: String,
+    first_failure_note: String,
+    open_codes: String,
+    comments: String,
+    version: i64,
+    created_at: i64,
+    updated_at: i64,
+}
+
+/// An annotation walk's row: the annotation joined with its trace.
+#[derive(Debug, FromRow)]
+struct JoinedRow {
+    #[sqlx(flatten)]
+    trace: TraceRow,
+    #[sqlx(flatten)]
+    annotation: AnnotationRow,
+}
+
+/// A trace's original column values, in the dataset's column order, resolved once per trace.
+struct ResolvedTrace {
+    sort_key: i64,
+    values: Vec<Option<String>>,
+}
+
+/// The walk over traces (`include_unannotated`): a page of traces, and how far the
+/// annotations inside its sort-key range have been written.
+struct TracePage {
+    traces: Vec<ResolvedTrace>,
+    /// The first trace not yet finished.
+    cursor: usize,
+    /// Whether the trace at `cursor` has had an annotation row written.
+    cursor_annotated: bool,
+    /// Keyset of the last annotation written: (sort_key, id).
+    annotations_after: (i64, i64),
+}
+
+/// Produces the export in chunks: the header with the first rows, then one chunk per batch.
 pub struct Exporter {
     db: Db,
     dataset_id: i64,
     columns: Vec<String>,
     /// For each original column, the trace field it came from (None = metadata).
     fields: Vec<Option<&'static str>>,
+    /// JSONL keys (the columns, then the annotation columns), JSON-encoded with a colon.
+    json_keys: Arc<[String]>,
     options: ExportOptions,
-    after: i64,
+    /// Keyset of the walk: the last trace sort key paged (trace walk) or the last
+    /// annotation written (annotation walk).
+    after: (i64, i64),
+    page: Option<TracePage>,
+    /// The annotation walk's last resolved trace: consecutive rows of one trace share it.
+    last_trace: Option<ResolvedTrace>,
     started: bool,
     finished: bool,
     pub rows_written: u64,
 }
+
+/// The SQL condition keeping traces of imports still running (or failed) out of the export.
+const VISIBLE: &str = "t.import_id NOT IN \
+    (SELECT i.id FROM imports i WHERE i.dataset_id = $1 AND i.state <> 'done')";
+
+const TRACE_COLUMNS: &str = "t.sort_key, t.trace_id, t.flow_session, t.turn_number, \
+    t.total_turns, t.user_message, t.ai_response, t.metadata";
+
+const ANNOTATION_SELECT: &str = "a.sort_key AS annotation_sort_key, a.id AS annotation_id, u.email, u.name, \
+    a.verdict, a.first_failure_note, a.open_codes, a.comments, a.version, a.created_at, \
+    a.updated_at";
 
 impl Exporter {
     pub fn new(db: Db, dataset: &Dataset, options: ExportOptions) -> Exporter {
@@ -102,101 +160,210 @@ impl Exporter {
             Ok(map) => (0..columns.len()).map(|i| map.field_of(i)).collect(),
             Err(_) => vec![None; columns.len()],
         };
+        let json_keys = columns
+            .iter()
+            .map(String::as_str)
+            .chain(ANNOTATION_COLUMNS)
+            .map(|key| format!("{}:", serde_json::Value::from(key)))
+            .collect();
         Exporter {
             db,
             dataset_id: dataset.id,
             columns,
             fields,
+            json_keys,
             options,
-            after: 0,
+            after: (0, 0),
+            page: None,
+            last_trace: None,
             started: false,
             finished: false,
             rows_written: 0,
         }
     }
 
-    /// The next chunk of output, or `None` at the end.
+    /// The next chunk of output, or `None` at the end. The first chunk holds the CSV header
+    /// and the first rows, so a database error surfaces before any byte is sent.
     pub async fn next_chunk(&mut self) -> anyhow::Result<Option<Vec<u8>>> {
-        if self.finished {
-            return Ok(None);
-        }
         let mut out = Vec::with_capacity(64 * 1024);
         if !self.started {
             self.started = true;
             if self.options.format == Format::Csv {
                 let mut w = csv::Writer::from_writer(&mut out);
-                let header: Vec<&str> = self
+                let header = self
                     .columns
                     .iter()
                     .map(String::as_str)
-                    .chain(ANNOTATION_COLUMNS)
-                    .collect();
-                w.write_record(&header)?;
+                    .chain(ANNOTATION_COLUMNS);
+                w.write_record(header)?;
                 w.flush()?;
             }
         }
-        let rows = self.page().await?;
-        if rows.is_empty() {
-            self.finished = true;
-            return Ok(if out.is_empty() { None } else { Some(out) });
-        }
-        self.after = rows.last().map(|r| r.sort_key).unwrap_or(self.after);
-        let mut csv_writer = csv::Writer::from_writer(Vec::new());
-        for row in &rows {
-            if row.annotation_id.is_none() && !self.options.include_unannotated {
-                continue;
+        let mut sink = Sink::new(self.options.format, self.json_keys.clone(), out);
+        while !self.finished && sink.rows == 0 {
+            if self.options.include_unannotated {
+                self.trace_walk_step(&mut sink).await?;
+            } else {
+                self.annotation_walk_step(&mut sink).await?;
             }
-            let values = self.values(row);
-            match self.options.format {
-                Format::Csv => {
-                    csv_writer.write_record(values.iter().map(|v| v.as_deref().unwrap_or("")))?
-                }
-                Format::Jsonl => {
-                    out.extend_from_slice(self.json_line(&values, row.version).as_bytes())
-                }
-            }
-            self.rows_written += 1;
         }
-        out.extend_from_slice(
-            &csv_writer
-                .into_inner()
-                .map_err(|e| anyhow::anyhow!("csv: {e}"))?,
-        );
-        Ok(Some(out))
+        self.rows_written += sink.rows;
+        let out = sink.finish()?;
+        Ok(if out.is_empty() { None } else { Some(out) })
     }
 
-    /// One page of traces with their annotations in scope: a keyset walk of
-    /// `(dataset_id, sort_key)`, annotations by the unique `(trace_pk, user_id)` index.
-    async fn page(&self) -> Result<Vec<Row>, sqlx::Error> {
-        let user_filter = if self.options.only_user.is_some() {
-            "AND a.user_id = $3"
-        } else {
-            "AND $3 = $3"
+    /// Every trace, with each of its annotations in scope or one row with empty annotation
+    /// columns: a keyset page of traces, then its annotations in bounded batches.
+    async fn trace_walk_step(&mut self, sink: &mut Sink) -> anyhow::Result<()> {
+        let mut page = match self.page.take() {
+            Some(page) => page,
+            None => {
+                let traces = self.trace_page().await?;
+                let Some(last) = traces.last() else {
+                    self.finished = true;
+                    return Ok(());
+                };
+                self.after = (last.sort_key, 0);
+                let first = traces[0].sort_key;
+                TracePage {
+                    traces: traces.iter().map(|t| self.resolve(t)).collect(),
+                    cursor: 0,
+                    cursor_annotated: false,
+                    annotations_after: (first - 1, i64::MAX),
+                }
+            }
         };
+        let last_key = page.traces.last().map_or(0, |t| t.sort_key);
+        let annotations = self
+            .annotations_in_range(page.annotations_after, last_key)
+            .await?;
+        let include = self.options.include_unannotated;
+        for annotation in &annotations {
+            while page.cursor < page.traces.len()
+                && page.traces[page.cursor].sort_key < annotation.sort_key
+            {
+                if include && !page.cursor_annotated {
+                    sink.row(&page.traces[page.cursor].values, None)?;
+                }
+                page.cursor += 1;
+                page.cursor_annotated = false;
+            }
+            if let Some(trace) = page.traces.get(page.cursor)
+                && trace.sort_key == annotation.sort_key
+            {
+                sink.row(&trace.values, Some(annotation))?;
+                page.cursor_annotated = true;
+            }
+            page.annotations_after = (annotation.sort_key, annotation.annotation_id);
+        }
+        if annotations.len() as i64 == PAGE_ANNOTATIONS {
+            self.page = Some(page); // more annotations inside this page
+            return Ok(());
+        }
+        for trace in &page.traces[page.cursor..] {
+            if include && !page.cursor_annotated {
+                sink.row(&trace.values, None)?;
+            }
+            page.cursor_annotated = false;
+        }
+        Ok(())
+    }
+
+    /// Annotated rows only: a keyset walk of the annotations in scope, each joined with its
+    /// trace (by the `(dataset_id, sort_key)` or `(user_id, dataset_id, sort_key)` index).
+    async fn annotation_walk_step(&mut self, sink: &mut Sink) -> anyhow::Result<()> {
+        let (user_join, user_filter) = self.user_filter();
         let sql = format!(
-            "SELECT t.sort_key, t.trace_id, t.flow_session, t.turn_number, t.total_turns,
-                    t.user_message, t.ai_response, t.metadata,
-                    a.id AS annotation_id, u.email, u.name, a.verdict, a.first_failure_note,
-                    a.open_codes, a.comments, a.version, a.created_at, a.updated_at
-             FROM (SELECT * FROM traces t WHERE t.dataset_id = $1 AND t.sort_key > $2
-                     AND t.import_id NOT IN (SELECT i.id FROM imports i WHERE i.dataset_id = $1 AND i.state <> 'done')
-                   ORDER BY t.sort_key LIMIT {PAGE_TRACES}) t
-             LEFT JOIN annotations a ON a.trace_pk = t.id {user_filter}
-             LEFT JOIN users u ON u.id = a.user_id
-             ORDER BY t.sort_key, a.id"
+            "SELECT {TRACE_COLUMNS}, {ANNOTATION_SELECT}
+             FROM annotations a
+             JOIN traces t ON t.id = a.trace_pk
+             {user_join}
+             WHERE a.dataset_id = $1 AND a.sort_key >= $2 AND (a.sort_key > $2 OR a.id > $3)
+               {user_filter} AND {VISIBLE}
+             ORDER BY a.sort_key, a.id
+             LIMIT {PAGE_ANNOTATIONS}"
+        );
+        let rows: Vec<JoinedRow> = sqlx::query_as(&sql)
+            .bind(self.dataset_id)
+            .bind(self.after.0)
+            .bind(self.after.1)
+            .bind(self.options.only_user.unwrap_or(0))
+            .fetch_all(self.db.reader())
+            .await?;
+        if (rows.len() as i64) < PAGE_ANNOTATIONS {
+            self.finished = true;
+        }
+        for row in &rows {
+            if self
+                .last_trace
+                .as_ref()
+                .is_none_or(|t| t.sort_key != row.trace.sort_key)
+            {
+                self.last_trace = Some(self.resolve(&row.trace));
+            }
+            if let Some(trace) = &self.last_trace {
+                sink.row(&trace.values, Some(&row.annotation))?;
+            }
+            self.after = (row.annotation.sort_key, row.annotation.annotation_id);
+        }
+        Ok(())
+    }
+
+    /// The join with users and the scope condition (bound as `$4`; a tautology for admins so
+    /// the statement text and its parameters stay the same).
+    fn user_filter(&self) -> (&'static str, &'static str) {
+        let join = "JOIN users u ON u.id = a.user_id";
+        if self.options.only_user.is_some() {
+            (join, "AND a.user_id = $4")
+        } else {
+            (join, "AND $4 = $4")
+        }
+    }
+
+    /// The next keyset page of visible traces.
+    async fn trace_page(&self) -> Result<Vec<TraceRow>, sqlx::Error> {
+        let sql = format!(
+            "SELECT {TRACE_COLUMNS} FROM traces t
+             WHERE t.dataset_id = $1 AND t.sort_key > $2 AND {VISIBLE}
+             ORDER BY t.sort_key LIMIT {PAGE_TRACES}"
         );
         sqlx::query_as(&sql)
             .bind(self.dataset_id)
-            .bind(self.after)
-            .bind(self.options.only_user.unwrap_or(0))
+            .bind(self.after.0)
             .fetch_all(self.db.reader())
             .await
     }
 
-    fn values(&self, row: &Row) -> Vec<Option<String>> {
-        let metadata: Vec<(String, String)> =
+    /// Annotations in scope after `after` (sort_key, id) up to sort key `last`, in order.
+    async fn annotations_in_range(
+        &self,
+        after: (i64, i64),
+        last: i64,
+    ) -> Result<Vec<AnnotationRow>, sqlx::Error> {
+        let (user_join, user_filter) = self.user_filter();
+        let sql = format!(
+            "SELECT {ANNOTATION_SELECT}
+             FROM annotations a {user_join}
+             WHERE a.dataset_id = $1 AND a.sort_key >= $2 AND (a.sort_key > $2 OR a.id > $3)
+               AND a.sort_key <= $5 {user_filter}
+             ORDER BY a.sort_key, a.id
+             LIMIT {PAGE_ANNOTATIONS}"
+        );
+        sqlx::query_as(&sql)
+            .bind(self.dataset_id)
+            .bind(after.0)
+            .bind(after.1)
+            .bind(self.options.only_user.unwrap_or(0))
+            .bind(last)
+            .fetch_all(self.db.reader())
+            .await
+    }
+
+    /// The trace's values under the dataset's original columns.
+    fn resolve(&self, row: &TraceRow) -> ResolvedTrace {
+        let mut metadata: Vec<(String, String)> =
             serde_json::from_str(&row.metadata).unwrap_or_default();
-        let mut values: Vec<Option<String>> = self
+        let values = self
             .fields
             .iter()
             .zip(&self.columns)
@@ -208,55 +375,122 @@ impl Exporter {
                 Some("user_message") => Some(row.user_message.clone()),
                 Some("ai_response") => Some(row.ai_response.clone()),
                 _ => metadata
-                    .iter()
+                    .iter_mut()
                     .find(|(k, _)| k == name)
-                    .map(|(_, v)| v.clone()),
+                    .map(|(_, v)| std::mem::take(v)),
             })
             .collect();
-        let verdict = row
-            .verdict
-            .as_deref()
-            .and_then(Verdict::parse)
-            .map(|v| v.label().to_string());
-        values.extend([
-            row.email.clone(),
-            row.name.clone(),
-            verdict,
-            row.first_failure_note.clone(),
-            row.open_codes.clone(),
-            row.comments.clone(),
-            row.version.map(|v| v.to_string()),
-            row.created_at.map(rfc3339),
-            row.updated_at.map(rfc3339),
-        ]);
-        values
+        ResolvedTrace {
+            sort_key: row.sort_key,
+            values,
+        }
+    }
+}
+
+/// Where one chunk's rows are written: a CSV writer, or JSON lines.
+struct Sink {
+    out: SinkOut,
+    /// JSONL: each column's key, JSON-encoded, with its colon.
+    json_keys: Arc<[String]>,
+    rows: u64,
+}
+
+enum SinkOut {
+    Csv(Box<csv::Writer<Vec<u8>>>),
+    Jsonl(Vec<u8>),
+}
+
+impl Sink {
+    fn new(format: Format, json_keys: Arc<[String]>, out: Vec<u8>) -> Sink {
+        let out = match format {
+            Format::Csv => SinkOut::Csv(Box::new(csv::Writer::from_writer(out))),
+            Format::Jsonl => SinkOut::Jsonl(out),
+        };
+        Sink {
+            out,
+            json_keys,
+            rows: 0,
+        }
     }
 
-    fn json_line(&self, values: &[Option<String>], version: Option<i64>) -> String {
-        let mut line = String::from("{");
-        let keys = self
-            .columns
-            .iter()
-            .map(String::as_str)
-            .chain(ANNOTATION_COLUMNS);
-        for (i, (key, value)) in keys.zip(values).enumerate() {
-            if i > 0 {
-                line.push(',');
-            }
-            line.push_str(&serde_json::Value::from(key).to_string());
-            line.push(':');
-            let json = match (key, value) {
-                ("annotation_version", _) => {
-                    version.map_or(serde_json::Value::Null, serde_json::Value::from)
+    /// One output row: the trace's values, then the annotation's (empty without one).
+    fn row(
+        &mut self,
+        trace: &[Option<String>],
+        annotation: Option<&AnnotationRow>,
+    ) -> anyhow::Result<()> {
+        let extra = annotation_values(annotation);
+        match &mut self.out {
+            SinkOut::Csv(w) => {
+                for value in trace.iter().chain(&extra) {
+                    w.write_field(value.as_deref().unwrap_or(""))?;
                 }
-                (_, Some(v)) => serde_json::Value::from(v.as_str()),
-                (_, None) => serde_json::Value::Null,
-            };
-            line.push_str(&json.to_string());
+                w.write_record(None::<&[u8]>)?;
+            }
+            SinkOut::Jsonl(out) => {
+                let version = annotation.map(|a| a.version);
+                write_json_line(out, &self.json_keys, trace, &extra, version)?;
+            }
         }
-        line.push_str("}\n");
-        line
+        self.rows += 1;
+        Ok(())
     }
+
+    fn finish(self) -> anyhow::Result<Vec<u8>> {
+        match self.out {
+            SinkOut::Csv(w) => w.into_inner().map_err(|e| anyhow::anyhow!("csv: {e}")),
+            SinkOut::Jsonl(out) => Ok(out),
+        }
+    }
+}
+
+/// The annotation columns' values, in [`ANNOTATION_COLUMNS`] order.
+fn annotation_values(annotation: Option<&AnnotationRow>) -> [Option<String>; 9] {
+    let Some(a) = annotation else {
+        return Default::default();
+    };
+    [
+        Some(a.email.clone()),
+        Some(a.name.clone()),
+        Verdict::parse(&a.verdict).map(|v| v.label().to_string()),
+        Some(a.first_failure_note.clone()),
+        Some(a.open_codes.clone()),
+        Some(a.comments.clone()),
+        Some(a.version.to_string()),
+        Some(rfc3339(a.created_at)),
+        Some(rfc3339(a.updated_at)),
+    ]
+}
+
+/// One JSON object per line, keys in column order; the version is a number.
+fn write_json_line(
+    out: &mut Vec<u8>,
+    keys: &[String],
+    trace: &[Option<String>],
+    extra: &[Option<String>],
+    version: Option<i64>,
+) -> serde_json::Result<()> {
+    out.push(b'{');
+    let version_at = keys.len() - ANNOTATION_COLUMNS.len() + 6;
+    for (i, (key, value)) in keys.iter().zip(trace.iter().chain(extra)).enumerate() {
+        if i > 0 {
+            out.push(b',');
+        }
+        out.extend_from_slice(key.as_bytes());
+        if i == version_at {
+            match version {
+                Some(v) => out.extend_from_slice(v.to_string().as_bytes()),
+                None => out.extend_from_slice(b"null"),
+            }
+        } else {
+            match value {
+                Some(v) => serde_json::to_writer(&mut *out, v)?,
+                None => out.extend_from_slice(b"null"),
+            }
+        }
+    }
+    out.extend_from_slice(b"}\n");
+    Ok(())
 }
 
 fn rfc3339(secs: i64) -> String {

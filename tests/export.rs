@@ -293,3 +293,107 @@ async fn cli_exports_to_a_file_in_both_formats() {
     assert!(!missing.status.success());
     assert!(String::from_utf8_lossy(&missing.stderr).contains("no dataset"));
 }
+
+/// More annotations on one trace than one export query reads (1,000), and more traces than
+/// one page (500): every (trace × annotator) row comes out once, in trace order, then
+/// annotation order, with and without the unannotated traces, for admins and annotators.
+#[tokio::test]
+async fn exports_cross_batch_boundaries_without_losing_or_repeating_rows() {
+    let app = spawn_app().await;
+    let admin = app.login("Admin", true).await;
+    let (status, page) = app
+        .upload(&admin, "Big", "big.csv", simple_csv(400, 3))
+        .await;
+    assert_eq!(status, 200, "{page}");
+    let bob = app.login("Bob", false).await;
+    // 1,100 more annotators, all on trace c1-t2; Bob on every third trace.
+    let users: Vec<String> = (0..1100)
+        .map(|i| format!("('bulk', 'u{i}', 'u{i}@example.com', 'User {i}', 0, 0)"))
+        .collect();
+    let exec = |sql: String| {
+        let db = app.db.clone();
+        async move { sqlx::query(&sql).execute(db.writer()).await.unwrap() }
+    };
+    exec(format!(
+        "INSERT INTO users (issuer, subject, email, name, is_admin, created_at) VALUES {}",
+        users.join(", ")
+    ))
+    .await;
+    exec(
+        "INSERT INTO annotations (trace_pk, dataset_id, user_id, sort_key, verdict, version,
+             created_at, updated_at)
+         SELECT t.id, t.dataset_id, u.id, t.sort_key, 'fail', 1, 0, 0
+         FROM traces t, users u WHERE t.trace_id = 'c1-t2' AND u.issuer = 'bulk'"
+            .into(),
+    )
+    .await;
+    exec(
+        "INSERT INTO annotations (trace_pk, dataset_id, user_id, sort_key, verdict, version,
+             created_at, updated_at)
+         SELECT t.id, t.dataset_id, u.id, t.sort_key, 'pass', 1, 0, 0
+         FROM traces t, users u WHERE t.sort_key % 3 = 0 AND u.name = 'Bob'"
+            .into(),
+    )
+    .await;
+    let bob_count = app
+        .count("SELECT COUNT(*) FROM annotations a JOIN users u ON u.id = a.user_id WHERE u.name = 'Bob'")
+        .await;
+    assert_eq!(bob_count, 400);
+    let order: Vec<(String, String)> = sqlx::query_as(
+        "SELECT t.trace_id, u.email FROM traces t JOIN annotations a ON a.trace_pk = t.id
+         JOIN users u ON u.id = a.user_id ORDER BY t.sort_key, a.id",
+    )
+    .fetch_all(app.db.reader())
+    .await
+    .unwrap();
+    assert_eq!(order.len(), 1500);
+    let file_order: Vec<String> = (0..400)
+        .flat_map(|c| (1..=3).map(move |t| format!("c{c}-t{t}")))
+        .collect();
+
+    let pairs = |rows: &[Vec<String>], headers: &[String]| -> Vec<(String, String)> {
+        let email = headers.iter().position(|h| h == "annotator_email").unwrap();
+        rows.iter()
+            .map(|r| (r[0].clone(), r[email].clone()))
+            .collect()
+    };
+    let export = |c: &reqwest::Client, query: &'static str| {
+        let c = c.clone();
+        let url = app.url(&format!("/d/big/export.csv{query}"));
+        async move { read_csv(&c.get(url).send().await.unwrap().text().await.unwrap()) }
+    };
+
+    // Admin, annotated rows only: exactly the database's rows, in its order.
+    let (headers, rows) = export(&admin, "").await;
+    assert_eq!(pairs(&rows, &headers), order);
+
+    // Admin, every trace: the same rows with each unannotated trace once, in file order.
+    let (headers, rows) = export(&admin, "?all=1").await;
+    let got = pairs(&rows, &headers);
+    let mut expected = Vec::new();
+    for trace in &file_order {
+        let mine: Vec<_> = order.iter().filter(|(t, _)| t == trace).cloned().collect();
+        if mine.is_empty() {
+            expected.push((trace.clone(), String::new()));
+        }
+        expected.extend(mine);
+    }
+    assert_eq!(got.len(), 1500 + 1200 - 401);
+    assert_eq!(got, expected);
+
+    // Bob, every trace: one row per trace, his verdict on every third.
+    let (headers, rows) = export(&bob, "?all=1").await;
+    let got = pairs(&rows, &headers);
+    assert_eq!(
+        got.iter().map(|(t, _)| t.clone()).collect::<Vec<_>>(),
+        file_order
+    );
+    assert_eq!(
+        got.iter().filter(|(_, e)| e == "bob@localhost").count(),
+        400
+    );
+    assert!(
+        got.iter()
+            .all(|(_, e)| e.is_empty() || e == "bob@localhost")
+    );
+}
