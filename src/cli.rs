@@ -12,7 +12,7 @@ use indicatif::{ProgressBar, ProgressStyle};
 use secrecy::SecretString;
 
 use crate::config::{self, Config, ConfigError, DEFAULT_DATABASE_URL, OidcConfig};
-use crate::db::{Db, datasets, users};
+use crate::db::{Db, Role, datasets, users};
 use crate::domain::Slug;
 use crate::export::{ExportOptions, Exporter, Format};
 use crate::{Application, import};
@@ -221,7 +221,7 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
 }
 
 async fn connect(url: &str) -> anyhow::Result<Db> {
-    Db::connect(url, Duration::from_secs(30)).await
+    Db::connect_as(url, Duration::from_secs(30), Role::Command).await
 }
 
 async fn import_file(database_url: &str, args: ImportArgs) -> anyhow::Result<ExitCode> {

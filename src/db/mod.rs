@@ -82,17 +82,49 @@ pub fn is_unique_violation(err: &sqlx::Error) -> bool {
     matches!(err, sqlx::Error::Database(db) if db.is_unique_violation())
 }
 
+/// Who connects, which sizes the connection pools.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Role {
+    /// The web app: concurrent requests.
+    Server,
+    /// A command-line run (import, export, admin): one sequential client. On SQLite every
+    /// connection keeps its own page cache (up to 32 MB) and a pool hands consecutive
+    /// queries to different idle connections, so more readers only add memory.
+    Command,
+}
+
+impl Role {
+    fn sqlite_readers(self) -> u32 {
+        match self {
+            Role::Server => 4,
+            Role::Command => 1,
+        }
+    }
+
+    fn postgres_connections(self) -> u32 {
+        match self {
+            Role::Server => 16,
+            Role::Command => 4,
+        }
+    }
+}
+
 impl Db {
     /// Connects (retrying with backoff for up to `wait` while the database is unreachable),
     /// applies pragmas and migrations. Errors that waiting cannot fix (a bad URL, a refused
     /// password, a failing migration) end at once.
     pub async fn connect(url: &str, wait: Duration) -> anyhow::Result<Db> {
+        Self::connect_as(url, wait, Role::Server).await
+    }
+
+    /// [`Db::connect`] with pools sized for `role`.
+    pub async fn connect_as(url: &str, wait: Duration, role: Role) -> anyhow::Result<Db> {
         sqlx::any::install_default_drivers();
         let backend = Backend::from_url(url);
         let mut delay = Duration::from_millis(200);
         let started = std::time::Instant::now();
         loop {
-            match Self::try_connect(url, backend).await {
+            match Self::try_connect(url, backend, role).await {
                 Ok(db) => return Ok(db),
                 Err(err) if is_unreachable(&err) && started.elapsed() < wait => {
                     tracing::warn!(
@@ -114,7 +146,7 @@ impl Db {
         }
     }
 
-    async fn try_connect(url: &str, backend: Backend) -> anyhow::Result<Db> {
+    async fn try_connect(url: &str, backend: Backend, role: Role) -> anyhow::Result<Db> {
         let options = AnyConnectOptions::from_str(url)
             .context("DATABASE_URL is not a valid database URL")?
             .log_statements(tracing::log::LevelFilter::Trace)
@@ -122,7 +154,9 @@ impl Db {
         let db = match backend {
             Backend::Sqlite => {
                 let writer = sqlite_pool(1).connect_with(options.clone()).await?;
-                let reader = sqlite_pool(4).connect_with(options).await?;
+                let reader = sqlite_pool(role.sqlite_readers())
+                    .connect_with(options)
+                    .await?;
                 Db {
                     reader,
                     writer,
@@ -132,7 +166,7 @@ impl Db {
             }
             Backend::Postgres => {
                 let pool = AnyPoolOptions::new()
-                    .max_connections(16)
+                    .max_connections(role.postgres_connections())
                     .acquire_timeout(Duration::from_secs(5))
                     // Ping only connections that sat idle for a second or more (they may
                     // have outlived a database restart), not before every statement: the
