@@ -133,7 +133,7 @@ pub struct BatchResult {
 const ROWS_PER_TRANSACTION: usize = 500;
 
 /// Inserts one batch in short transactions (so annotators' saves interleave), each
-/// recording its progress. On SQLite, imports take turns per transaction (`import_turn`).
+/// recording its progress. Imports take turns per transaction (`Db::import_turn`).
 pub async fn insert_batch(
     db: &Db,
     cursor: &mut Cursor,
