@@ -552,3 +552,109 @@ async fn a_signed_out_form_post_saves_nothing_and_returns_to_its_page_after_sign
         "/login?next=%2Fd%2Floop%2Ftraces%3Fstatus%3Dtodo"
     );
 }
+
+/// Saves that reach the database together — on SQLite one shared transaction with a
+/// savepoint each (group commit), on Postgres parallel transactions — keep their own
+/// outcomes: every save is stored once with its revision, counters and resume point; of two
+/// saves of the same annotation from version 0 exactly one wins and the other is a conflict;
+/// a save that fails (a trace that does not exist) fails alone.
+#[tokio::test]
+async fn saves_arriving_together_keep_their_own_outcomes() {
+    use tracecoder::db::annotations::{self, SaveOutcome, TraceRef};
+    use tracecoder::domain::AnnotationInput;
+
+    let app = app_with_dataset(3, 2).await;
+    for i in 0..8 {
+        app.login(&format!("Annotator {i}"), false).await;
+    }
+    let users: Vec<i64> =
+        sqlx::query_scalar("SELECT id FROM users WHERE name LIKE 'Annotator %' ORDER BY id")
+            .fetch_all(app.db.reader())
+            .await
+            .unwrap();
+    let traces: Vec<(i64, i64, i64)> =
+        sqlx::query_as("SELECT id, dataset_id, sort_key FROM traces ORDER BY sort_key")
+            .fetch_all(app.db.reader())
+            .await
+            .unwrap();
+    assert_eq!((users.len(), traces.len()), (8, 6));
+    let target = |&(pk, dataset_id, sort_key): &(i64, i64, i64)| TraceRef {
+        pk,
+        dataset_id,
+        sort_key,
+    };
+    let pass = AnnotationInput::parse("pass", "", "", "", 0).unwrap();
+    let late_fail = AnnotationInput::parse("fail", "late", "tone", "", 0).unwrap();
+
+    let mut saves = Vec::new();
+    for &user in &users {
+        for trace in &traces {
+            saves.push(annotations::save(&app.db, target(trace), user, &pass));
+        }
+    }
+    // The first annotator's first trace again, also from version 0.
+    saves.push(annotations::save(
+        &app.db,
+        target(&traces[0]),
+        users[0],
+        &late_fail,
+    ));
+    // A trace that does not exist.
+    let missing = TraceRef {
+        pk: 999_999,
+        ..target(&traces[0])
+    };
+    saves.push(annotations::save(&app.db, missing, users[1], &pass));
+    let answers = futures_util::future::join_all(saves).await;
+
+    let saved = |i: usize| matches!(answers[i], Ok(SaveOutcome::Saved { version: 1 }));
+    let conflict = |i: usize| matches!(answers[i], Ok(SaveOutcome::Conflict { .. }));
+    let (first, twin) = (0, users.len() * traces.len());
+    assert!(
+        (saved(first) && conflict(twin)) || (conflict(first) && saved(twin)),
+        "exactly one of two version-0 saves wins: {:?} / {:?}",
+        answers[first],
+        answers[twin]
+    );
+    let others_saved = (1..twin).filter(|&i| saved(i)).count();
+    assert_eq!(others_saved, twin - 1, "{answers:?}");
+    assert!(answers[twin + 1].is_err(), "{:?}", answers[twin + 1]);
+
+    let stored = users.len() * traces.len();
+    assert_eq!(
+        app.count("SELECT COUNT(*) FROM annotations").await as usize,
+        stored
+    );
+    assert_eq!(
+        app.count("SELECT COUNT(*) FROM annotation_revisions").await as usize,
+        stored
+    );
+    assert_eq!(
+        app.count("SELECT CAST(SUM(passes + fails) AS BIGINT) FROM annotation_counts")
+            .await as usize,
+        stored
+    );
+    let fail_won = saved(twin);
+    assert_eq!(
+        app.count("SELECT COUNT(*) FROM annotations WHERE verdict = 'fail'")
+            .await,
+        i64::from(fail_won)
+    );
+    assert_eq!(
+        app.count("SELECT COUNT(*) FROM annotation_codes").await,
+        i64::from(fail_won),
+        "open codes only of the winning save"
+    );
+    assert_eq!(
+        app.count("SELECT CAST(SUM(fails) AS BIGINT) FROM annotation_counts")
+            .await,
+        i64::from(fail_won)
+    );
+    // Every annotator is done: each save saw the ones before it when moving its resume point.
+    for (i, name) in (0..8).map(|i| (i, format!("Annotator {i}"))) {
+        let c = app.login(&name, false).await;
+        let (status, page) = app.get_text(&c, "/d/loop/next").await;
+        assert_eq!(status, 200, "annotator {i} is not sent to a trace");
+        assert!(page.contains("id=\"all-done\""), "annotator {i}: {page}");
+    }
+}

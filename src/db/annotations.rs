@@ -1,6 +1,6 @@
 //! Annotations: one per (trace, annotator), every save a revision, stale saves refused.
 
-use sqlx::{Any, FromRow, Transaction};
+use sqlx::{Any, AnyPool, FromRow, Transaction};
 
 use super::{Db, now, traces};
 use crate::domain::{AnnotationInput, Verdict};
@@ -119,16 +119,46 @@ pub async fn revision_count(db: &Db, annotation_id: i64) -> Result<i64, sqlx::Er
         .await
 }
 
-/// Saves an annotation in one transaction: the annotation (insert, or update guarded by the
+/// Saves an annotation atomically: the annotation (insert, or update guarded by the
 /// version the annotator edited), a revision row, the open-code rows, the pass/fail
-/// counters and the annotator's low-water mark.
+/// counters and the annotator's low-water mark. On SQLite concurrent saves share a
+/// transaction (see [`super::group_commit`]); on Postgres each has its own.
 pub async fn save(
     db: &Db,
     trace: TraceRef,
     user_id: i64,
     input: &AnnotationInput,
 ) -> Result<SaveOutcome, sqlx::Error> {
-    let mut tx = db.writer().begin().await?;
+    match db.group_commit() {
+        Some(queue) => queue.save(trace, user_id, input.clone()).await,
+        None => save_alone(db.writer(), trace, user_id, input).await,
+    }
+}
+
+/// One save in a transaction of its own: committed if saved, rolled back on a conflict.
+pub(crate) async fn save_alone(
+    pool: &AnyPool,
+    trace: TraceRef,
+    user_id: i64,
+    input: &AnnotationInput,
+) -> Result<SaveOutcome, sqlx::Error> {
+    let mut tx = pool.begin().await?;
+    let outcome = save_in(&mut tx, trace, user_id, input).await?;
+    match outcome {
+        SaveOutcome::Saved { .. } => tx.commit().await?,
+        SaveOutcome::Conflict { .. } => tx.rollback().await?,
+    }
+    Ok(outcome)
+}
+
+/// The statements of one save, inside a transaction (or savepoint) that the caller commits
+/// when the outcome is `Saved` and rolls back otherwise.
+pub(crate) async fn save_in(
+    tx: &mut Transaction<'_, Any>,
+    trace: TraceRef,
+    user_id: i64,
+    input: &AnnotationInput,
+) -> Result<SaveOutcome, sqlx::Error> {
     let ts = now();
     let codes = input.open_codes.joined();
     // A first save (version 0) inserts straight away: one statement instead of a read and
@@ -149,7 +179,7 @@ pub async fn save(
         .bind(&codes)
         .bind(&input.comments)
         .bind(ts)
-        .fetch_optional(&mut *tx)
+        .fetch_optional(&mut **tx)
         .await?
     } else {
         None
@@ -162,7 +192,7 @@ pub async fn save(
             ))
             .bind(trace.pk)
             .bind(user_id)
-            .fetch_optional(&mut *tx)
+            .fetch_optional(&mut **tx)
             .await?
         }
     };
@@ -170,7 +200,6 @@ pub async fn save(
         (Some((id,)), _) => (id, 1, None),
         // Saved meanwhile from another tab or device, or edited from an older version.
         (None, Some(current)) if current.version != input.base_version => {
-            tx.rollback().await?;
             return Ok(SaveOutcome::Conflict {
                 current: Box::new(current),
             });
@@ -178,7 +207,6 @@ pub async fn save(
         (None, None) => {
             // The annotator edited a version that no longer exists: impossible unless data
             // was removed; treat as a conflict with nothing to show rather than resurrect.
-            tx.rollback().await?;
             return Ok(SaveOutcome::Conflict {
                 current: Box::new(Annotation {
                     id: 0,
@@ -206,10 +234,9 @@ pub async fn save(
             .bind(ts)
             .bind(current.id)
             .bind(current.version)
-            .fetch_optional(&mut *tx)
+            .fetch_optional(&mut **tx)
             .await?;
             let Some((version,)) = updated else {
-                tx.rollback().await?;
                 return Ok(SaveOutcome::Conflict {
                     current: Box::new(current),
                 });
@@ -229,27 +256,12 @@ pub async fn save(
     .bind(&codes)
     .bind(&input.comments)
     .bind(ts)
-    .execute(&mut *tx)
+    .execute(&mut **tx)
     .await?;
 
-    replace_codes(
-        &mut tx,
-        annotation_id,
-        trace.dataset_id,
-        input,
-        version == 1,
-    )
-    .await?;
-    bump_counts(
-        &mut tx,
-        user_id,
-        trace.dataset_id,
-        old_verdict,
-        input.verdict,
-    )
-    .await?;
-    advance_low_water(&mut tx, trace.dataset_id, user_id).await?;
-    tx.commit().await?;
+    replace_codes(tx, annotation_id, trace.dataset_id, input, version == 1).await?;
+    bump_counts(tx, user_id, trace.dataset_id, old_verdict, input.verdict).await?;
+    advance_low_water(tx, trace.dataset_id, user_id).await?;
     Ok(SaveOutcome::Saved { version })
 }
 

@@ -5,6 +5,7 @@
 
 pub mod annotations;
 pub mod datasets;
+pub mod group_commit;
 pub mod imports;
 pub mod traces;
 pub mod users;
@@ -47,6 +48,8 @@ pub struct Db {
     /// writer), 151 → 25 ms on Postgres (parallel imports took the CPU; they now finish in
     /// 22 s instead of 14 s).
     import_turn: std::sync::Arc<tokio::sync::Mutex<()>>,
+    /// SQLite only: the writer task that commits concurrent saves together.
+    group_commit: Option<group_commit::GroupCommit>,
 }
 
 /// Seconds since the Unix epoch: the schema's one time type.
@@ -161,6 +164,7 @@ impl Db {
                     .await?;
                 Db {
                     reader,
+                    group_commit: Some(group_commit::GroupCommit::start(writer.clone())),
                     writer,
                     backend,
                     import_turn: Default::default(),
@@ -189,6 +193,7 @@ impl Db {
                     writer: pool,
                     backend,
                     import_turn: Default::default(),
+                    group_commit: None,
                 }
             }
         };
@@ -216,6 +221,12 @@ impl Db {
     /// An import's turn to write one transaction.
     pub async fn import_turn(&self) -> tokio::sync::MutexGuard<'_, ()> {
         self.import_turn.lock().await
+    }
+
+    /// The group-commit queue for annotation saves (SQLite), or `None` (Postgres, whose
+    /// connections commit in parallel and whose WAL flushes group concurrent commits).
+    pub fn group_commit(&self) -> Option<&group_commit::GroupCommit> {
+        self.group_commit.as_ref()
     }
 
     pub fn backend(&self) -> Backend {
