@@ -145,11 +145,28 @@ fn build_binary(root: &Path) -> anyhow::Result<PathBuf> {
     }
     let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
     eprintln!("building the release binary…");
-    let status = Command::new(cargo)
+    let mut build = Command::new(cargo);
+    build
         .args(["build", "--release", "--bin", "tracecoder"])
-        .current_dir(root)
-        .status()
-        .context("running cargo build")?;
+        .current_dir(root);
+    // `cargo run` gives this program the package's variables (CARGO_PKG_NAME, …). Some build
+    // scripts (ring, cc) rerun when those change, so passing them on would rebuild half the
+    // dependency tree on every run, and again on the next plain `cargo build`.
+    for (name, _) in std::env::vars_os() {
+        let name = name.to_string_lossy();
+        if name.starts_with("CARGO_PKG_")
+            || name.starts_with("CARGO_MANIFEST_")
+            || [
+                "CARGO_CRATE_NAME",
+                "CARGO_BIN_NAME",
+                "CARGO_PRIMARY_PACKAGE",
+            ]
+            .contains(&name.as_ref())
+        {
+            build.env_remove(name.as_ref());
+        }
+    }
+    let status = build.status().context("running cargo build")?;
     anyhow::ensure!(status.success(), "cargo build --release failed");
     let bin = profile_dir.join("tracecoder");
     anyhow::ensure!(bin.exists(), "{} is missing after the build", bin.display());

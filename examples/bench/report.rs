@@ -581,7 +581,7 @@ pub fn write(path: &Path, runs: &[RunResult], command: &str) -> anyhow::Result<(
          rewrites this file from every saved run. `--backend postgres` (or `all`) uses a fresh \
          database `tracecoder_bench` on `--postgres-url` (default `postgres://postgres@127.0.0.1:5432/postgres`), \
          dropped and created again on each run. `--help` lists the knobs (scale, annotations, \
-         durations). A 1,000,000-trace SQLite run takes about ten minutes here (a first build more).\n",
+         durations). A 1,000,000-trace SQLite run takes about three minutes here (a first release build about ten more).\n",
         seed = crate::setup::SEED
     );
     let _ = writeln!(s, "## Runs\n");
