@@ -13,6 +13,9 @@
 //! and every save in it is retried in a transaction of its own, so each annotator gets their
 //! own answer.
 
+use std::panic::AssertUnwindSafe;
+
+use futures_util::FutureExt;
 use sqlx::{Acquire, AnyPool};
 use tokio::sync::{mpsc, oneshot};
 
@@ -72,7 +75,19 @@ async fn run(writer: AnyPool, mut queue: mpsc::Receiver<SaveJob>) {
     let mut batch = Vec::with_capacity(MAX_BATCH);
     while queue.recv_many(&mut batch, MAX_BATCH).await > 0 {
         metrics::histogram!("tracecoder_save_batch_size").record(batch.len() as f64);
-        commit_batch(&writer, &mut batch).await;
+        // A panic must not end the task, or no save would ever succeed again until a
+        // restart: the batch's annotators get an error (their answers are dropped, the
+        // transaction rolls back) and the next batch starts afresh.
+        let outcome = AssertUnwindSafe(commit_batch(&writer, &mut batch))
+            .catch_unwind()
+            .await;
+        if outcome.is_err() {
+            tracing::error!(
+                saves = batch.len(),
+                "a save batch panicked; its unanswered saves failed"
+            );
+            batch.clear();
+        }
     }
 }
 
