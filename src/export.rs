@@ -135,8 +135,6 @@ pub struct Exporter {
     /// annotation written (annotation walk).
     after: (i64, i64),
     page: Option<TracePage>,
-    /// The annotation walk's last resolved trace: consecutive rows of one trace share it.
-    last_trace: Option<ResolvedTrace>,
     started: bool,
     finished: bool,
     pub rows_written: u64,
@@ -175,7 +173,6 @@ impl Exporter {
             options,
             after: (0, 0),
             page: None,
-            last_trace: None,
             started: false,
             finished: false,
             rows_written: 0,
@@ -237,12 +234,11 @@ impl Exporter {
         let annotations = self
             .annotations_in_range(page.annotations_after, last_key)
             .await?;
-        let include = self.options.include_unannotated;
         for annotation in &annotations {
             while page.cursor < page.traces.len()
                 && page.traces[page.cursor].sort_key < annotation.sort_key
             {
-                if include && !page.cursor_annotated {
+                if !page.cursor_annotated {
                     sink.row(&page.traces[page.cursor].values, None)?;
                 }
                 page.cursor += 1;
@@ -261,7 +257,7 @@ impl Exporter {
             return Ok(());
         }
         for trace in &page.traces[page.cursor..] {
-            if include && !page.cursor_annotated {
+            if !page.cursor_annotated {
                 sink.row(&trace.values, None)?;
             }
             page.cursor_annotated = false;
@@ -272,12 +268,12 @@ impl Exporter {
     /// Annotated rows only: a keyset walk of the annotations in scope, each joined with its
     /// trace (by the `(dataset_id, sort_key)` or `(user_id, dataset_id, sort_key)` index).
     async fn annotation_walk_step(&mut self, sink: &mut Sink) -> anyhow::Result<()> {
-        let (user_join, user_filter) = self.user_filter();
+        let user_filter = self.user_filter();
         let sql = format!(
             "SELECT {TRACE_COLUMNS}, {ANNOTATION_SELECT}
              FROM annotations a
              JOIN traces t ON t.id = a.trace_pk
-             {user_join}
+             JOIN users u ON u.id = a.user_id
              WHERE a.dataset_id = $1 AND a.sort_key >= $2 AND (a.sort_key > $2 OR a.id > $3)
                {user_filter} AND {VISIBLE}
              ORDER BY a.sort_key, a.id
@@ -293,30 +289,27 @@ impl Exporter {
         if (rows.len() as i64) < PAGE_ANNOTATIONS {
             self.finished = true;
         }
+        // Consecutive rows of one trace share its resolved values.
+        let mut current: Option<ResolvedTrace> = None;
         for row in &rows {
-            if self
-                .last_trace
-                .as_ref()
-                .is_none_or(|t| t.sort_key != row.trace.sort_key)
-            {
-                self.last_trace = Some(self.resolve(&row.trace));
-            }
-            if let Some(trace) = &self.last_trace {
-                sink.row(&trace.values, Some(&row.annotation))?;
-            }
+            let trace = match current.take() {
+                Some(trace) if trace.sort_key == row.trace.sort_key => trace,
+                _ => self.resolve(&row.trace),
+            };
+            sink.row(&trace.values, Some(&row.annotation))?;
+            current = Some(trace);
             self.after = (row.annotation.sort_key, row.annotation.annotation_id);
         }
         Ok(())
     }
 
-    /// The join with users and the scope condition (bound as `$4`; a tautology for admins so
-    /// the statement text and its parameters stay the same).
-    fn user_filter(&self) -> (&'static str, &'static str) {
-        let join = "JOIN users u ON u.id = a.user_id";
+    /// The scope condition (bound as `$4`; a tautology for admins so the statement text and
+    /// its parameters stay the same).
+    fn user_filter(&self) -> &'static str {
         if self.options.only_user.is_some() {
-            (join, "AND a.user_id = $4")
+            "AND a.user_id = $4"
         } else {
-            (join, "AND $4 = $4")
+            "AND $4 = $4"
         }
     }
 
@@ -340,10 +333,10 @@ impl Exporter {
         after: (i64, i64),
         last: i64,
     ) -> Result<Vec<AnnotationRow>, sqlx::Error> {
-        let (user_join, user_filter) = self.user_filter();
+        let user_filter = self.user_filter();
         let sql = format!(
             "SELECT {ANNOTATION_SELECT}
-             FROM annotations a {user_join}
+             FROM annotations a JOIN users u ON u.id = a.user_id
              WHERE a.dataset_id = $1 AND a.sort_key >= $2 AND (a.sort_key > $2 OR a.id > $3)
                AND a.sort_key <= $5 {user_filter}
              ORDER BY a.sort_key, a.id
@@ -427,10 +420,7 @@ impl Sink {
                 }
                 w.write_record(None::<&[u8]>)?;
             }
-            SinkOut::Jsonl(out) => {
-                let version = annotation.map(|a| a.version);
-                write_json_line(out, &self.json_keys, trace, &extra, version)?;
-            }
+            SinkOut::Jsonl(out) => write_json_line(out, &self.json_keys, trace, &extra)?,
         }
         self.rows += 1;
         Ok(())
@@ -462,31 +452,28 @@ fn annotation_values(annotation: Option<&AnnotationRow>) -> [Option<String>; 9] 
     ]
 }
 
-/// One JSON object per line, keys in column order; the version is a number.
+/// Where `annotation_version` sits in [`ANNOTATION_COLUMNS`]: JSONL writes it as a number.
+const VERSION_COLUMN: usize = 6;
+
+/// One JSON object per line, keys in column order; the version (decimal digits from
+/// [`annotation_values`]) is written as a number.
 fn write_json_line(
     out: &mut Vec<u8>,
     keys: &[String],
     trace: &[Option<String>],
     extra: &[Option<String>],
-    version: Option<i64>,
 ) -> serde_json::Result<()> {
     out.push(b'{');
-    let version_at = keys.len() - ANNOTATION_COLUMNS.len() + 6;
+    let version_at = trace.len() + VERSION_COLUMN;
     for (i, (key, value)) in keys.iter().zip(trace.iter().chain(extra)).enumerate() {
         if i > 0 {
             out.push(b',');
         }
         out.extend_from_slice(key.as_bytes());
-        if i == version_at {
-            match version {
-                Some(v) => out.extend_from_slice(v.to_string().as_bytes()),
-                None => out.extend_from_slice(b"null"),
-            }
-        } else {
-            match value {
-                Some(v) => serde_json::to_writer(&mut *out, v)?,
-                None => out.extend_from_slice(b"null"),
-            }
+        match value {
+            Some(v) if i == version_at => out.extend_from_slice(v.as_bytes()),
+            Some(v) => serde_json::to_writer(&mut *out, v)?,
+            None => out.extend_from_slice(b"null"),
         }
     }
     out.extend_from_slice(b"}\n");
