@@ -1,6 +1,7 @@
 //! Exporting coded data as CSV or JSONL: one row per (trace × annotator), the trace's
 //! original columns first, produced in bounded batches so memory stays flat at any size.
 
+use std::borrow::Cow;
 use std::sync::Arc;
 
 use sqlx::FromRow;
@@ -413,14 +414,20 @@ impl Sink {
         annotation: Option<&AnnotationRow>,
     ) -> anyhow::Result<()> {
         let extra = annotation_values(annotation);
+        let values = trace
+            .iter()
+            .map(Option::as_deref)
+            .chain(extra.iter().map(Option::as_deref));
         match &mut self.out {
             SinkOut::Csv(w) => {
-                for value in trace.iter().chain(&extra) {
-                    w.write_field(value.as_deref().unwrap_or(""))?;
+                for value in values {
+                    w.write_field(value.unwrap_or(""))?;
                 }
                 w.write_record(None::<&[u8]>)?;
             }
-            SinkOut::Jsonl(out) => write_json_line(out, &self.json_keys, trace, &extra)?,
+            SinkOut::Jsonl(out) => {
+                write_json_line(out, &self.json_keys, values, trace.len() + VERSION_COLUMN)?
+            }
         }
         self.rows += 1;
         Ok(())
@@ -434,38 +441,38 @@ impl Sink {
     }
 }
 
-/// The annotation columns' values, in [`ANNOTATION_COLUMNS`] order.
-fn annotation_values(annotation: Option<&AnnotationRow>) -> [Option<String>; 9] {
+/// The annotation columns' values, in [`ANNOTATION_COLUMNS`] order: the stored text
+/// borrowed, the rest formatted.
+fn annotation_values(annotation: Option<&AnnotationRow>) -> [Option<Cow<'_, str>>; 9] {
     let Some(a) = annotation else {
         return Default::default();
     };
     [
-        Some(a.email.clone()),
-        Some(a.name.clone()),
-        Verdict::parse(&a.verdict).map(|v| v.label().to_string()),
-        Some(a.first_failure_note.clone()),
-        Some(a.open_codes.clone()),
-        Some(a.comments.clone()),
-        Some(a.version.to_string()),
-        Some(rfc3339(a.created_at)),
-        Some(rfc3339(a.updated_at)),
+        Some(Cow::Borrowed(&a.email)),
+        Some(Cow::Borrowed(&a.name)),
+        Verdict::parse(&a.verdict).map(|v| Cow::Borrowed(v.label())),
+        Some(Cow::Borrowed(&a.first_failure_note)),
+        Some(Cow::Borrowed(&a.open_codes)),
+        Some(Cow::Borrowed(&a.comments)),
+        Some(Cow::Owned(a.version.to_string())),
+        Some(Cow::Owned(rfc3339(a.created_at))),
+        Some(Cow::Owned(rfc3339(a.updated_at))),
     ]
 }
 
 /// Where `annotation_version` sits in [`ANNOTATION_COLUMNS`]: JSONL writes it as a number.
 const VERSION_COLUMN: usize = 6;
 
-/// One JSON object per line, keys in column order; the version (decimal digits from
-/// [`annotation_values`]) is written as a number.
-fn write_json_line(
+/// One JSON object per line, keys in column order; the value at `version_at` (decimal digits
+/// from [`annotation_values`]) is written as a number.
+fn write_json_line<'v>(
     out: &mut Vec<u8>,
     keys: &[String],
-    trace: &[Option<String>],
-    extra: &[Option<String>],
+    values: impl Iterator<Item = Option<&'v str>>,
+    version_at: usize,
 ) -> serde_json::Result<()> {
     out.push(b'{');
-    let version_at = trace.len() + VERSION_COLUMN;
-    for (i, (key, value)) in keys.iter().zip(trace.iter().chain(extra)).enumerate() {
+    for (i, (key, value)) in keys.iter().zip(values).enumerate() {
         if i > 0 {
             out.push(b',');
         }
