@@ -1,8 +1,8 @@
 //! Group commit on SQLite: saves that arrive together share one transaction and one fsync.
 //!
 //! SQLite has one writer, and with `synchronous=FULL` every commit waits for an fsync of the
-//! WAL (~0.5–1 ms on this kind of machine). One transaction per save therefore caps a server
-//! near 1,000 saves/s however many cores it has. Here saves queue for a single writer task;
+//! WAL (~0.5–1 ms on this kind of machine, plus checkpoints). One transaction per save
+//! therefore capped a server at 500–1,000 saves/s however many cores it had. Here saves queue for a single writer task;
 //! it takes every save that is waiting (up to [`MAX_BATCH`]), runs each in a savepoint of
 //! one transaction, commits once, and only then answers each annotator. A save that is alone
 //! in the queue — one annotator — runs in its own transaction as before, with no wait added.
