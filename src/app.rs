@@ -26,7 +26,7 @@ impl Application {
     pub async fn build(config: Config) -> anyhow::Result<Application> {
         config.validate()?;
         let db = Db::connect(&config.database_url, Duration::from_secs(60)).await?;
-        let (store, redis) = sessions::build(&config).await?;
+        let (store, redis) = sessions::build(&config, &db).await?;
         let oidc = match &config.oidc {
             Some(settings) => Some(OidcClient::discover(&config, settings).await?),
             None => None,

@@ -56,7 +56,8 @@ impl AppError {
 
 impl From<sqlx::Error> for AppError {
     fn from(err: sqlx::Error) -> Self {
-        if crate::db::is_connection_error(&err) {
+        // Unreachable, or unable to write (a full disk, an I/O error): 503, try again later.
+        if crate::db::write::is_write_fault(&err) {
             AppError::Unavailable(err.into())
         } else {
             AppError::Internal(err.into())

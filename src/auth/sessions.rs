@@ -1,37 +1,32 @@
-//! The session store: Redis when `REDIS_URL` is set, else the application database.
+//! The session store: Redis when `REDIS_URL` is set, else the application database
+//! (the `sessions` table, written through the same writer as everything else).
 
-use std::str::FromStr;
 use std::time::Duration;
 
 use anyhow::Context;
 use async_trait::async_trait;
 use secrecy::ExposeSecret;
-use sqlx::postgres::PgPoolOptions;
-use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
 use tower_sessions::session::{Id, Record};
 use tower_sessions::session_store::{self, SessionStore};
 use tower_sessions_redis_store::RedisStore;
 use tower_sessions_redis_store::fred::prelude::{
     ClientLike, Config as RedisConfig, PerformanceConfig, Pool as RedisPool, ReconnectPolicy,
 };
-use tower_sessions_sqlx_store::{PostgresStore, SqliteStore};
 
 use crate::config::Config;
-use crate::db::Backend;
+use crate::db::{self, Db};
 
 /// One of the supported stores, chosen at start-up.
 #[derive(Debug, Clone)]
 pub enum AppSessionStore {
-    Sqlite(SqliteStore),
-    Postgres(PostgresStore),
+    Database(DbSessionStore),
     Redis(RedisStore<RedisPool>),
 }
 
 macro_rules! delegate {
     ($self:ident, $s:ident => $call:expr) => {
         match $self {
-            AppSessionStore::Sqlite($s) => $call,
-            AppSessionStore::Postgres($s) => $call,
+            AppSessionStore::Database($s) => $call,
             AppSessionStore::Redis($s) => $call,
         }
     };
@@ -53,9 +48,84 @@ impl SessionStore for AppSessionStore {
     }
 }
 
+/// Sessions in the application database (SQLite or Postgres), through `db::sessions`.
+#[derive(Debug, Clone)]
+pub struct DbSessionStore {
+    db: Db,
+}
+
+impl DbSessionStore {
+    pub fn new(db: Db) -> DbSessionStore {
+        DbSessionStore { db }
+    }
+}
+
+fn backend_error(err: sqlx::Error) -> session_store::Error {
+    session_store::Error::Backend(err.to_string())
+}
+
+fn encode(record: &Record) -> session_store::Result<String> {
+    serde_json::to_string(&record.data).map_err(|e| session_store::Error::Encode(e.to_string()))
+}
+
+#[async_trait]
+impl SessionStore for DbSessionStore {
+    async fn create(&self, record: &mut Record) -> session_store::Result<()> {
+        let data = encode(record)?;
+        let expires_at = record.expiry_date.unix_timestamp();
+        // A 128-bit random id is practically never taken; if it is, draw another.
+        while !db::sessions::insert_new(&self.db, &record.id.to_string(), &data, expires_at)
+            .await
+            .map_err(backend_error)?
+        {
+            record.id = Id::default();
+        }
+        Ok(())
+    }
+
+    async fn save(&self, record: &Record) -> session_store::Result<()> {
+        let data = encode(record)?;
+        db::sessions::upsert(
+            &self.db,
+            &record.id.to_string(),
+            &data,
+            record.expiry_date.unix_timestamp(),
+        )
+        .await
+        .map_err(backend_error)
+    }
+
+    async fn load(&self, id: &Id) -> session_store::Result<Option<Record>> {
+        let Some(stored) = db::sessions::load(&self.db, &id.to_string())
+            .await
+            .map_err(backend_error)?
+        else {
+            return Ok(None);
+        };
+        let data = serde_json::from_str(&stored.data)
+            .map_err(|e| session_store::Error::Decode(e.to_string()))?;
+        let expiry_date = time::OffsetDateTime::from_unix_timestamp(stored.expires_at)
+            .map_err(|e| session_store::Error::Decode(e.to_string()))?;
+        Ok(Some(Record {
+            id: *id,
+            data,
+            expiry_date,
+        }))
+    }
+
+    async fn delete(&self, id: &Id) -> session_store::Result<()> {
+        db::sessions::delete(&self.db, &id.to_string())
+            .await
+            .map_err(backend_error)
+    }
+}
+
 /// Builds the store and, for database stores, starts the expired-session sweeper.
 /// Returns the Redis pool too, for readiness checks.
-pub async fn build(config: &Config) -> anyhow::Result<(AppSessionStore, Option<RedisPool>)> {
+pub async fn build(
+    config: &Config,
+    db: &Db,
+) -> anyhow::Result<(AppSessionStore, Option<RedisPool>)> {
     if let Some(url) = &config.redis_url {
         let redis_config = RedisConfig::from_url(url.expose_secret())
             .context("REDIS_URL is not a valid Redis URL")?;
@@ -75,52 +145,24 @@ pub async fn build(config: &Config) -> anyhow::Result<(AppSessionStore, Option<R
             Some(pool),
         ));
     }
-    let store = match Backend::from_url(&config.database_url) {
-        Backend::Sqlite => {
-            let options = SqliteConnectOptions::from_str(&config.database_url)?
-                .create_if_missing(true)
-                .journal_mode(SqliteJournalMode::Wal)
-                .synchronous(SqliteSynchronous::Full)
-                .busy_timeout(Duration::from_secs(10));
-            // No ping before each acquire: an embedded database cannot hang up (see `db::sqlite_pool`).
-            let pool = SqlitePoolOptions::new()
-                .max_connections(2)
-                .test_before_acquire(false)
-                .connect_with(options)
-                .await?;
-            let store = SqliteStore::new(pool);
-            store.migrate().await?;
-            AppSessionStore::Sqlite(store)
-        }
-        Backend::Postgres => {
-            let pool = PgPoolOptions::new()
-                .max_connections(4)
-                .acquire_timeout(Duration::from_secs(5))
-                .connect(&config.database_url)
-                .await?;
-            let store = PostgresStore::new(pool);
-            store.migrate().await?;
-            AppSessionStore::Postgres(store)
-        }
-    };
+    let store = DbSessionStore::new(db.clone());
     let sweeper = store.clone();
     tokio::spawn(async move {
         let mut tick = tokio::time::interval(Duration::from_secs(300));
         loop {
             tick.tick().await;
-            let res = match &sweeper {
-                AppSessionStore::Sqlite(s) => {
-                    tower_sessions::ExpiredDeletion::delete_expired(s).await
+            // In bounded batches, so a backlog never holds the writer for long.
+            loop {
+                match db::sessions::delete_expired(&sweeper.db, 1000).await {
+                    Ok(1000) => continue,
+                    Ok(_) => break,
+                    Err(e) => {
+                        tracing::warn!(error = %e, "could not delete expired sessions");
+                        break;
+                    }
                 }
-                AppSessionStore::Postgres(s) => {
-                    tower_sessions::ExpiredDeletion::delete_expired(s).await
-                }
-                AppSessionStore::Redis(_) => Ok(()),
-            };
-            if let Err(e) = res {
-                tracing::warn!(error = %e, "could not delete expired sessions");
             }
         }
     });
-    Ok((store, None))
+    Ok((AppSessionStore::Database(store), None))
 }

@@ -1,7 +1,8 @@
 //! Annotations: one per (trace, annotator), every save a revision, stale saves refused.
 
-use sqlx::{Any, AnyPool, FromRow, Transaction};
+use sqlx::{Any, AnyConnection, FromRow};
 
+use super::write::Writer;
 use super::{Db, now, traces};
 use crate::domain::{AnnotationInput, Verdict};
 
@@ -131,18 +132,19 @@ pub async fn save(
 ) -> Result<SaveOutcome, sqlx::Error> {
     match db.group_commit() {
         Some(queue) => queue.save(trace, user_id, input.clone()).await,
-        None => save_alone(db.writer(), trace, user_id, input).await,
+        None => save_alone(db.write_path(), trace, user_id, input).await,
     }
 }
 
 /// One save in a transaction of its own: committed if saved, rolled back on a conflict.
+/// `Saved` is only returned once the commit succeeded.
 pub(crate) async fn save_alone(
-    pool: &AnyPool,
+    writer: &Writer,
     trace: TraceRef,
     user_id: i64,
     input: &AnnotationInput,
 ) -> Result<SaveOutcome, sqlx::Error> {
-    let mut tx = pool.begin().await?;
+    let mut tx = writer.begin().await?;
     let outcome = save_in(&mut tx, trace, user_id, input).await?;
     match outcome {
         SaveOutcome::Saved { .. } => tx.commit().await?,
@@ -154,7 +156,7 @@ pub(crate) async fn save_alone(
 /// The statements of one save, inside a transaction (or savepoint) that the caller commits
 /// when the outcome is `Saved` and rolls back otherwise.
 pub(crate) async fn save_in(
-    tx: &mut Transaction<'_, Any>,
+    tx: &mut AnyConnection,
     trace: TraceRef,
     user_id: i64,
     input: &AnnotationInput,
@@ -179,7 +181,7 @@ pub(crate) async fn save_in(
         .bind(&codes)
         .bind(&input.comments)
         .bind(ts)
-        .fetch_optional(&mut **tx)
+        .fetch_optional(&mut *tx)
         .await?
     } else {
         None
@@ -192,7 +194,7 @@ pub(crate) async fn save_in(
             ))
             .bind(trace.pk)
             .bind(user_id)
-            .fetch_optional(&mut **tx)
+            .fetch_optional(&mut *tx)
             .await?
         }
     };
@@ -234,7 +236,7 @@ pub(crate) async fn save_in(
             .bind(ts)
             .bind(current.id)
             .bind(current.version)
-            .fetch_optional(&mut **tx)
+            .fetch_optional(&mut *tx)
             .await?;
             let Some((version,)) = updated else {
                 return Ok(SaveOutcome::Conflict {
@@ -256,7 +258,7 @@ pub(crate) async fn save_in(
     .bind(&codes)
     .bind(&input.comments)
     .bind(ts)
-    .execute(&mut **tx)
+    .execute(&mut *tx)
     .await?;
 
     replace_codes(tx, annotation_id, trace.dataset_id, input, version == 1).await?;
@@ -267,7 +269,7 @@ pub(crate) async fn save_in(
 
 /// Replaces the annotation's open-code rows (a new annotation has none to delete).
 async fn replace_codes(
-    tx: &mut Transaction<'_, Any>,
+    tx: &mut AnyConnection,
     annotation_id: i64,
     dataset_id: i64,
     input: &AnnotationInput,
@@ -276,7 +278,7 @@ async fn replace_codes(
     if !new {
         sqlx::query("DELETE FROM annotation_codes WHERE annotation_id = $1")
             .bind(annotation_id)
-            .execute(&mut **tx)
+            .execute(&mut *tx)
             .await?;
     }
     for code in input.open_codes.as_slice() {
@@ -286,7 +288,7 @@ async fn replace_codes(
         .bind(annotation_id)
         .bind(dataset_id)
         .bind(code)
-        .execute(&mut **tx)
+        .execute(&mut *tx)
         .await?;
     }
     Ok(())
@@ -294,7 +296,7 @@ async fn replace_codes(
 
 /// Keeps `annotation_counts` exact: +1 for a new verdict, moved for a changed one.
 async fn bump_counts(
-    tx: &mut Transaction<'_, Any>,
+    tx: &mut AnyConnection,
     user_id: i64,
     dataset_id: i64,
     old: Option<Verdict>,
@@ -314,7 +316,7 @@ async fn bump_counts(
     .bind(dataset_id)
     .bind(delta(Verdict::Pass))
     .bind(delta(Verdict::Fail))
-    .execute(&mut **tx)
+    .execute(&mut *tx)
     .await?;
     Ok(())
 }
@@ -342,12 +344,11 @@ where
 /// traces annotated since the last move, so it is O(1) amortised per save. Compare-and-set:
 /// if an import lowered the mark meanwhile, this save leaves it alone.
 async fn advance_low_water(
-    tx: &mut Transaction<'_, Any>,
+    tx: &mut AnyConnection,
     dataset_id: i64,
     user_id: i64,
 ) -> Result<(), sqlx::Error> {
-    let (old, first_todo) =
-        traces::low_water_and_first_todo(&mut **tx, dataset_id, user_id).await?;
+    let (old, first_todo) = traces::low_water_and_first_todo(&mut *tx, dataset_id, user_id).await?;
     let new = match first_todo {
         Some(key) => key - 1,
         None => i64::MAX - 1,
@@ -364,7 +365,7 @@ async fn advance_low_water(
     .bind(dataset_id)
     .bind(new)
     .bind(old)
-    .execute(&mut **tx)
+    .execute(&mut *tx)
     .await?;
     Ok(())
 }

@@ -8,18 +8,20 @@
 //! in the queue — one annotator — runs in its own transaction as before, with no wait added.
 //!
 //! Each save keeps its own outcome: a stale version rolls back to its savepoint and answers
-//! with a conflict while the others commit; an error in one save fails that save only. If the
-//! transaction as a whole fails (the commit, or the connection), nothing of it was written
-//! and every save in it is retried in a transaction of its own, so each annotator gets their
-//! own answer.
+//! with a conflict while the others commit. Any error — in one save's statements, the
+//! commit, the connection — abandons the whole shared transaction (its connection is closed,
+//! see [`super::write`]: after a failed statement SQLite may already have rolled everything
+//! back, so nothing after it could be trusted), and every save in it is retried in a
+//! transaction of its own on a fresh connection, so each annotator gets their own answer and
+//! no one is told "saved" before their own commit succeeded.
 
 use std::panic::AssertUnwindSafe;
 
 use futures_util::FutureExt;
-use sqlx::{Acquire, AnyPool};
 use tokio::sync::{mpsc, oneshot};
 
 use super::annotations::{SaveOutcome, TraceRef, save_alone, save_in};
+use super::write::Writer;
 use crate::domain::AnnotationInput;
 
 /// The most saves one transaction takes. Bounds how long a save waits behind a batch
@@ -47,7 +49,7 @@ pub struct GroupCommit {
 impl GroupCommit {
     /// Starts the writer task on `writer` (the one-connection SQLite write pool). The task
     /// ends when the last handle is dropped.
-    pub fn start(writer: AnyPool) -> GroupCommit {
+    pub fn start(writer: Writer) -> GroupCommit {
         let (jobs, queue) = mpsc::channel(QUEUE_CAPACITY);
         tokio::spawn(run(writer, queue));
         GroupCommit { jobs }
@@ -71,7 +73,7 @@ impl GroupCommit {
     }
 }
 
-async fn run(writer: AnyPool, mut queue: mpsc::Receiver<SaveJob>) {
+async fn run(writer: Writer, mut queue: mpsc::Receiver<SaveJob>) {
     let mut batch = Vec::with_capacity(MAX_BATCH);
     while queue.recv_many(&mut batch, MAX_BATCH).await > 0 {
         metrics::histogram!("tracecoder_save_batch_size").record(batch.len() as f64);
@@ -92,7 +94,7 @@ async fn run(writer: AnyPool, mut queue: mpsc::Receiver<SaveJob>) {
 }
 
 /// Commits the batch and answers every save in it; leaves `batch` empty.
-async fn commit_batch(writer: &AnyPool, batch: &mut Vec<SaveJob>) {
+async fn commit_batch(writer: &Writer, batch: &mut Vec<SaveJob>) {
     if batch.len() > 1 {
         match save_together(writer, batch).await {
             Ok(answers) => {
@@ -115,18 +117,20 @@ async fn commit_batch(writer: &AnyPool, batch: &mut Vec<SaveJob>) {
 }
 
 /// Runs every save in a savepoint of one transaction and commits it. `Err` means the
-/// transaction failed as a whole and nothing was written.
-async fn save_together(writer: &AnyPool, batch: &[SaveJob]) -> Result<Vec<Answer>, sqlx::Error> {
+/// transaction failed as a whole (a save's statement, a savepoint or the commit) and nothing
+/// was written: the connection is closed on the way out.
+async fn save_together(writer: &Writer, batch: &[SaveJob]) -> Result<Vec<Answer>, sqlx::Error> {
+    const SAVEPOINT: &str = "one_save";
     let mut tx = writer.begin().await?;
     let mut answers = Vec::with_capacity(batch.len());
     for job in batch {
-        let mut savepoint = Acquire::begin(&mut tx).await?;
-        let answer = save_in(&mut savepoint, job.trace, job.user_id, &job.input).await;
-        match answer {
-            Ok(SaveOutcome::Saved { .. }) => savepoint.commit().await?,
-            _ => savepoint.rollback().await?,
+        tx.savepoint(SAVEPOINT).await?;
+        let outcome = save_in(&mut tx, job.trace, job.user_id, &job.input).await?;
+        match outcome {
+            SaveOutcome::Saved { .. } => tx.release(SAVEPOINT).await?,
+            SaveOutcome::Conflict { .. } => tx.rollback_to(SAVEPOINT).await?,
         }
-        answers.push(answer);
+        answers.push(Ok(outcome));
     }
     tx.commit().await?;
     Ok(answers)

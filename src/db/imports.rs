@@ -3,7 +3,7 @@
 use std::collections::HashMap;
 
 use sqlx::any::AnyArguments;
-use sqlx::{Any, Arguments, FromRow, Transaction};
+use sqlx::{AnyConnection, Arguments, FromRow};
 
 use super::{Db, is_unique_violation, now};
 use crate::import::csv_rows::NewTrace;
@@ -163,7 +163,7 @@ async fn insert_part(
     rows_read: i64,
     bytes_read: i64,
 ) -> Result<BatchResult, sqlx::Error> {
-    let mut tx = db.writer().begin().await?;
+    let mut tx = db.begin_write().await?;
     let positions = resolve_positions(&mut tx, cursor, batch).await?;
     let mut result = BatchResult::default();
     for chunk_start in (0..batch.len()).step_by(ROWS_PER_INSERT) {
@@ -248,7 +248,7 @@ async fn insert_part(
 /// slot is taken. With `returning`, the ids of the inserted rows; without, as many empty
 /// strings as rows were inserted.
 async fn insert_chunk(
-    tx: &mut Transaction<'_, Any>,
+    tx: &mut AnyConnection,
     cursor: &Cursor,
     chunk: &[NewTrace],
     keys: &[i64],
@@ -277,11 +277,11 @@ async fn insert_chunk(
     }
     if returning {
         sqlx::query_scalar_with::<_, String, _>(&sql, args)
-            .fetch_all(&mut **tx)
+            .fetch_all(&mut *tx)
             .await
     } else {
         let n = sqlx::query_with(&sql, args)
-            .execute(&mut **tx)
+            .execute(&mut *tx)
             .await?
             .rows_affected();
         Ok(vec![String::new(); n as usize])
@@ -328,7 +328,7 @@ fn push_placeholder(sql: &mut String, backend: super::Backend, n: usize) {
 /// appearance (primary key of `conversations`): one lookup and one insert per chunk of
 /// new conversations, not per conversation.
 async fn resolve_positions(
-    tx: &mut Transaction<'_, Any>,
+    tx: &mut AnyConnection,
     cursor: &mut Cursor,
     batch: &[NewTrace],
 ) -> Result<HashMap<String, i64>, sqlx::Error> {
@@ -369,7 +369,7 @@ async fn resolve_positions(
         for session in chunk {
             query = query.bind(*session);
         }
-        known.extend(query.fetch_all(&mut **tx).await?);
+        known.extend(query.fetch_all(&mut *tx).await?);
     }
     let mut new: Vec<(&str, i64)> = Vec::new();
     for session in unknown {
@@ -401,7 +401,7 @@ async fn resolve_positions(
                 .bind(*position)
                 .bind(cursor.import_id);
         }
-        query.execute(&mut **tx).await?;
+        query.execute(&mut *tx).await?;
     }
     Ok(out)
 }
@@ -416,7 +416,7 @@ pub async fn finish_done(
     bytes_read: i64,
     message: &str,
 ) -> Result<(), sqlx::Error> {
-    let mut tx = db.writer().begin().await?;
+    let mut tx = db.begin_write().await?;
     let existing: String = sqlx::query_scalar("SELECT columns FROM datasets WHERE id = $1")
         .bind(cursor.dataset_id)
         .fetch_one(&mut *tx)

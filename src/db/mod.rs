@@ -7,8 +7,10 @@ pub mod annotations;
 pub mod datasets;
 pub mod group_commit;
 pub mod imports;
+pub mod sessions;
 pub mod traces;
 pub mod users;
+pub mod write;
 
 use std::str::FromStr;
 use std::time::Duration;
@@ -40,7 +42,7 @@ impl Backend {
 #[derive(Clone, Debug)]
 pub struct Db {
     reader: AnyPool,
-    writer: AnyPool,
+    writer: write::Writer,
     backend: Backend,
     /// Import transactions take turns here (per instance), so an annotator's save waits
     /// behind at most one import transaction, not one per running import. Measured with five
@@ -112,6 +114,16 @@ impl Role {
             Role::Command => 4,
         }
     }
+
+    /// How long a write transaction waits for another process's SQLite write lock beyond
+    /// the busy timeout. A command-line import beside a busy server waits its turn; the
+    /// server answers its annotators instead of queueing them for minutes.
+    fn busy_patience(self) -> Duration {
+        match self {
+            Role::Server => Duration::ZERO,
+            Role::Command => Duration::from_secs(600),
+        }
+    }
 }
 
 impl Db {
@@ -158,10 +170,11 @@ impl Db {
             .log_slow_statements(tracing::log::LevelFilter::Warn, Duration::from_millis(500));
         let db = match backend {
             Backend::Sqlite => {
-                let writer = sqlite_pool(1).connect_with(options.clone()).await?;
+                let pool = sqlite_pool(1).connect_with(options.clone()).await?;
                 let reader = sqlite_pool(role.sqlite_readers())
                     .connect_with(options)
                     .await?;
+                let writer = write::Writer::new(pool, backend, role.busy_patience());
                 Db {
                     reader,
                     group_commit: Some(group_commit::GroupCommit::start(writer.clone())),
@@ -190,7 +203,7 @@ impl Db {
                     .await?;
                 Db {
                     reader: pool.clone(),
-                    writer: pool,
+                    writer: write::Writer::new(pool, backend, role.busy_patience()),
                     backend,
                     import_turn: Default::default(),
                     group_commit: None,
@@ -202,7 +215,7 @@ impl Db {
             Backend::Postgres => sqlx::migrate!("./migrations/postgres"),
         };
         migrator
-            .run(&db.writer)
+            .run(db.writer.pool())
             .await
             .context("applying database migrations")?;
         Ok(db)
@@ -213,9 +226,30 @@ impl Db {
         &self.reader
     }
 
-    /// The pool for writes (one connection on SQLite).
+    /// The pool for single-statement writes (one connection on SQLite). A statement on
+    /// its own is a transaction of its own; anything longer goes through [`Db::begin_write`].
     pub fn writer(&self) -> &AnyPool {
+        self.writer.pool()
+    }
+
+    /// The write path itself (the group-commit writer and single saves use it).
+    pub(crate) fn write_path(&self) -> &write::Writer {
         &self.writer
+    }
+
+    /// Begins a write transaction (`BEGIN IMMEDIATE` on SQLite); see [`write::WriteTx`].
+    pub async fn begin_write(&self) -> Result<write::WriteTx, sqlx::Error> {
+        self.writer.begin().await
+    }
+
+    /// Whether writes are failing now (a full disk, an I/O error…), and since when.
+    pub fn write_fault(&self) -> Option<write::WriteFault> {
+        self.writer.health().fault()
+    }
+
+    /// A small committed write, to find out whether writes work again.
+    pub async fn probe_write(&self) -> Result<(), sqlx::Error> {
+        self.writer.probe().await
     }
 
     /// An import's turn to write one transaction.
@@ -245,13 +279,13 @@ impl Db {
     pub fn pool_stats(&self) -> (u32, usize) {
         let size = self.reader.size()
             + if self.backend == Backend::Sqlite {
-                self.writer.size()
+                self.writer().size()
             } else {
                 0
             };
         let idle = self.reader.num_idle()
             + if self.backend == Backend::Sqlite {
-                self.writer.num_idle()
+                self.writer().num_idle()
             } else {
                 0
             };
@@ -260,7 +294,7 @@ impl Db {
 
     pub async fn close(&self) {
         self.reader.close().await;
-        self.writer.close().await;
+        self.writer().close().await;
     }
 }
 

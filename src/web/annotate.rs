@@ -1,15 +1,17 @@
-//! Saving a verdict: Pass & Next, Fail with a note, stale-save conflicts.
+//! Saving a verdict: Pass & Next, Fail with a note, stale-save conflicts, and saves the
+//! database could not commit (the form comes back as typed).
 
 use axum::Form;
 use axum::Router;
 use axum::extract::{Path, State};
-use axum::http::StatusCode;
+use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::post;
 use serde::Deserialize;
 
 use crate::auth::CurrentUser;
 use crate::db::annotations::{self, SaveOutcome, TraceRef};
+use crate::db::write::is_write_fault;
 use crate::domain::AnnotationInput;
 use crate::error::AppResult;
 use crate::state::AppState;
@@ -51,6 +53,7 @@ async fn annotate(
         version,
         errors,
         conflict,
+        write_failed: false,
     };
     let input = match AnnotationInput::parse(
         &form.verdict,
@@ -78,7 +81,25 @@ async fn annotate(
         dataset_id: dataset.id,
         sort_key: trace.sort_key,
     };
-    match annotations::save(&state.db, target, user.id, &input).await? {
+    let outcome = match annotations::save(&state.db, target, user.id, &input).await {
+        Ok(outcome) => outcome,
+        Err(err) if is_write_fault(&err) => {
+            // Not committed (a full disk, an I/O error…): the form again as typed, saying so.
+            tracing::warn!(error = %err, "a save was not committed");
+            let typed = FormState {
+                write_failed: true,
+                ..typed(Default::default(), None, form.version)
+            };
+            let page =
+                traces::trace_page(&state, &user, &dataset, trace, Some(typed), None).await?;
+            let mut res = refused(StatusCode::SERVICE_UNAVAILABLE, htmx, page);
+            res.headers_mut()
+                .insert(header::RETRY_AFTER, HeaderValue::from_static("5"));
+            return Ok(res);
+        }
+        Err(err) => return Err(err.into()),
+    };
+    match outcome {
         SaveOutcome::Conflict { current } => {
             metrics::counter!("tracecoder_annotation_conflicts_total").increment(1);
             let version = current.version;

@@ -70,6 +70,7 @@ pub struct TracePage {
     pub errors: AnnotationErrors,
     pub fail_open: bool,
     pub conflict: Option<Annotation>,
+    pub write_failed: bool,
     pub flash: Option<String>,
 }
 
@@ -107,6 +108,8 @@ pub struct FormState {
     pub version: i64,
     pub errors: AnnotationErrors,
     pub conflict: Option<Annotation>,
+    /// The database could not commit the save (say so; nothing was saved).
+    pub write_failed: bool,
 }
 
 pub fn router() -> Router<AppState> {
@@ -208,7 +211,9 @@ pub async fn trace_page(
         version: mine.as_ref().map_or(0, |a| a.version),
         ..FormState::default()
     });
-    let fail_open = !form.errors.is_empty() || form.conflict.is_some();
+    let fail_open = !form.errors.is_empty()
+        || form.conflict.is_some()
+        || (form.write_failed && !form.note.is_empty());
     Ok(TracePage {
         nav: Nav::of(user),
         ds_name: dataset.name.clone(),
@@ -235,6 +240,7 @@ pub async fn trace_page(
         errors: form.errors,
         fail_open,
         conflict: form.conflict,
+        write_failed: form.write_failed,
         flash,
         trace,
     })
