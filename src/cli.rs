@@ -12,6 +12,7 @@ use indicatif::{ProgressBar, ProgressStyle};
 use secrecy::SecretString;
 
 use crate::config::{self, Config, ConfigError, DEFAULT_DATABASE_URL, OidcConfig};
+use crate::db::scope::Scope;
 use crate::db::{Db, Role, datasets, users};
 use crate::domain::Slug;
 use crate::export::{ExportOptions, Exporter, Format};
@@ -306,19 +307,20 @@ async fn export(database_url: &str, args: ExportArgs) -> anyhow::Result<ExitCode
         eprintln!("error: there is no dataset \"{}\"", args.dataset);
         return Ok(ExitCode::FAILURE);
     };
-    let only_user = match &args.annotator {
+    // The command line exports everyone's annotations, or one annotator's.
+    let scope = match &args.annotator {
         Some(email) => match users::by_email(&db, email).await? {
-            Some(u) => Some(u.id),
+            Some(u) => Scope::own(dataset.id, u.id),
             None => {
                 eprintln!("error: no annotator with email {email}");
                 return Ok(ExitCode::FAILURE);
             }
         },
-        None => None,
+        None => Scope::command_line(dataset.id),
     };
     let options = ExportOptions {
         format: args.format,
-        only_user,
+        scope,
         include_unannotated: args.all_traces,
     };
     let mut exporter = Exporter::new(db, &dataset, options);

@@ -1,9 +1,7 @@
-//! The one application error type and how every error becomes a response.
+//! The one application error type. How it becomes a page is the web layer's business
+//! (`web::errors`).
 
 use axum::http::StatusCode;
-use axum::response::{IntoResponse, Response};
-
-use crate::web::pages::ErrorPage;
 
 /// Every failure a handler can return. 4xx variants carry a message for the person;
 /// `Internal` is logged in full and shown generically.
@@ -68,30 +66,6 @@ impl From<sqlx::Error> for AppError {
 impl From<tower_sessions::session::Error> for AppError {
     fn from(err: tower_sessions::session::Error) -> Self {
         AppError::Unavailable(err.into())
-    }
-}
-
-impl IntoResponse for AppError {
-    fn into_response(self) -> Response {
-        let status = self.status();
-        match &self {
-            AppError::Internal(e) => tracing::error!(error = ?e, "internal error"),
-            AppError::Unavailable(e) => tracing::warn!(error = %e, "dependency unavailable"),
-            _ => {}
-        }
-        let page = ErrorPage {
-            title: status.canonical_reason().unwrap_or("Error").to_string(),
-            status: status.as_u16(),
-            message: self.public_message(),
-            nav: None,
-        };
-        let mut response = page.into_error_response(status);
-        if status == StatusCode::SERVICE_UNAVAILABLE {
-            response
-                .headers_mut()
-                .insert("retry-after", axum::http::HeaderValue::from_static("5"));
-        }
-        response
     }
 }
 

@@ -1,17 +1,18 @@
 //! Exporting coded data as CSV or JSONL: one row per (trace × annotator), the trace's
-//! original columns first, produced in bounded batches so memory stays flat at any size.
+//! original columns first, then the annotation columns. The rows come from `db::export` in
+//! bounded batches, so memory stays flat at any size; this module only formats them.
 
 use std::borrow::Cow;
-use std::sync::Arc;
 
-use sqlx::FromRow;
 use time::OffsetDateTime;
 use time::format_description::well_known::Rfc3339;
 
 use crate::db::Db;
 use crate::db::datasets::Dataset;
-use crate::domain::Verdict;
-use crate::import::csv_rows::ColumnMap;
+use crate::db::export::{self as rows, AnnotationKey, ExportAnnotation, ExportTrace};
+use crate::db::scope::Scope;
+use crate::domain::AnnotationId;
+use crate::import::csv_rows::{ColumnMap, TraceField};
 
 /// Traces per page when unannotated traces are exported too.
 const PAGE_TRACES: i64 = 500;
@@ -19,18 +20,64 @@ const PAGE_TRACES: i64 = 500;
 /// hundreds of annotators must not make a page hold hundreds of thousands of rows.
 const PAGE_ANNOTATIONS: i64 = 1000;
 
-/// The annotation columns appended after the trace's own columns.
-pub const ANNOTATION_COLUMNS: [&str; 9] = [
-    "annotator_email",
-    "annotator_name",
-    "holistic_pass_fail",
-    "first_failure_note",
-    "open_codes",
-    "comments_hypotheses",
-    "annotation_version",
-    "annotation_created_at",
-    "annotation_updated_at",
+/// One output value: text, a number (a JSON number in JSONL), or nothing.
+enum Cell<'a> {
+    Text(Cow<'a, str>),
+    Number(i64),
+    Empty,
+}
+
+/// An annotation column: its name in the header, and its value for one annotation.
+struct AnnotationColumn {
+    name: &'static str,
+    value: fn(&ExportAnnotation) -> Cell<'_>,
+}
+
+/// The annotation columns appended after the trace's own columns, in order: the one place
+/// they are described.
+const ANNOTATION_COLUMNS: &[AnnotationColumn] = &[
+    AnnotationColumn {
+        name: "annotator_email",
+        value: |a| Cell::Text(Cow::Borrowed(&a.email)),
+    },
+    AnnotationColumn {
+        name: "annotator_name",
+        value: |a| Cell::Text(Cow::Borrowed(&a.name)),
+    },
+    AnnotationColumn {
+        name: "holistic_pass_fail",
+        value: |a| Cell::Text(Cow::Borrowed(a.verdict.label())),
+    },
+    AnnotationColumn {
+        name: "first_failure_note",
+        value: |a| Cell::Text(Cow::Borrowed(&a.first_failure_note)),
+    },
+    AnnotationColumn {
+        name: "open_codes",
+        value: |a| Cell::Text(Cow::Owned(a.open_codes.joined())),
+    },
+    AnnotationColumn {
+        name: "comments_hypotheses",
+        value: |a| Cell::Text(Cow::Borrowed(&a.comments)),
+    },
+    AnnotationColumn {
+        name: "annotation_version",
+        value: |a| Cell::Number(a.version),
+    },
+    AnnotationColumn {
+        name: "annotation_created_at",
+        value: |a| timestamp(a.created_at),
+    },
+    AnnotationColumn {
+        name: "annotation_updated_at",
+        value: |a| timestamp(a.updated_at),
+    },
 ];
+
+/// The names of the annotation columns, in order.
+pub fn annotation_column_names<'a>() -> impl Iterator<Item = &'a str> {
+    ANNOTATION_COLUMNS.iter().map(|c| c.name)
+}
 
 /// Output format.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
@@ -59,49 +106,10 @@ impl Format {
 #[derive(Debug, Clone)]
 pub struct ExportOptions {
     pub format: Format,
-    /// Only this annotator's annotations (annotators); `None` = everyone's (admins).
-    pub only_user: Option<i64>,
+    /// Whose annotations (the viewer's own, or everyone's) and which traces.
+    pub scope: Scope,
     /// Also emit traces nobody (in scope) annotated, with empty annotation columns.
     pub include_unannotated: bool,
-}
-
-/// A trace's stored fields.
-#[derive(Debug, FromRow)]
-struct TraceRow {
-    sort_key: i64,
-    trace_id: String,
-    flow_session: String,
-    turn_number: i64,
-    total_turns: Option<i64>,
-    user_message: String,
-    ai_response: String,
-    metadata: String,
-}
-
-/// An annotation in scope, with its annotator.
-#[derive(Debug, FromRow)]
-struct AnnotationRow {
-    #[sqlx(rename = "annotation_sort_key")]
-    sort_key: i64,
-    annotation_id: i64,
-    email: String,
-    name: String,
-    verdict: String,
-    first_failure_note: String,
-    open_codes: String,
-    comments: String,
-    version: i64,
-    created_at: i64,
-    updated_at: i64,
-}
-
-/// An annotation walk's row: the annotation joined with its trace.
-#[derive(Debug, FromRow)]
-struct JoinedRow {
-    #[sqlx(flatten)]
-    trace: TraceRow,
-    #[sqlx(flatten)]
-    annotation: AnnotationRow,
 }
 
 /// A trace's original column values, in the dataset's column order, resolved once per trace.
@@ -118,43 +126,31 @@ struct TracePage {
     cursor: usize,
     /// Whether the trace at `cursor` has had an annotation row written.
     cursor_annotated: bool,
-    /// Keyset of the last annotation written: (sort_key, id).
-    annotations_after: (i64, i64),
+    /// The last annotation written.
+    annotations_after: AnnotationKey,
 }
 
 /// Produces the export in chunks: the header with the first rows, then one chunk per batch.
 pub struct Exporter {
     db: Db,
-    dataset_id: i64,
     columns: Vec<String>,
     /// For each original column, the trace field it came from (None = metadata).
-    fields: Vec<Option<&'static str>>,
+    fields: Vec<Option<TraceField>>,
     /// JSONL keys (the columns, then the annotation columns), JSON-encoded with a colon.
-    json_keys: Arc<[String]>,
+    json_keys: Vec<String>,
     options: ExportOptions,
     /// Keyset of the walk: the last trace sort key paged (trace walk) or the last
     /// annotation written (annotation walk).
-    after: (i64, i64),
+    after: AnnotationKey,
     page: Option<TracePage>,
     started: bool,
     finished: bool,
     pub rows_written: u64,
 }
 
-/// The SQL condition keeping traces of imports still running (or failed) out of the export.
-const VISIBLE: &str = "t.import_id NOT IN \
-    (SELECT i.id FROM imports i WHERE i.dataset_id = $1 AND i.state <> 'done')";
-
-const TRACE_COLUMNS: &str = "t.sort_key, t.trace_id, t.flow_session, t.turn_number, \
-    t.total_turns, t.user_message, t.ai_response, t.metadata";
-
-const ANNOTATION_SELECT: &str = "a.sort_key AS annotation_sort_key, a.id AS annotation_id, u.email, u.name, \
-    a.verdict, a.first_failure_note, a.open_codes, a.comments, a.version, a.created_at, \
-    a.updated_at";
-
 impl Exporter {
     pub fn new(db: Db, dataset: &Dataset, options: ExportOptions) -> Exporter {
-        let columns = dataset.column_names();
+        let columns = dataset.columns.clone();
         let fields = match ColumnMap::from_headers(columns.clone()) {
             Ok(map) => (0..columns.len()).map(|i| map.field_of(i)).collect(),
             Err(_) => vec![None; columns.len()],
@@ -162,17 +158,16 @@ impl Exporter {
         let json_keys = columns
             .iter()
             .map(String::as_str)
-            .chain(ANNOTATION_COLUMNS)
+            .chain(annotation_column_names())
             .map(|key| format!("{}:", serde_json::Value::from(key)))
             .collect();
         Exporter {
             db,
-            dataset_id: dataset.id,
             columns,
             fields,
             json_keys,
             options,
-            after: (0, 0),
+            after: (0, AnnotationId(0)),
             page: None,
             started: false,
             finished: false,
@@ -192,12 +187,12 @@ impl Exporter {
                     .columns
                     .iter()
                     .map(String::as_str)
-                    .chain(ANNOTATION_COLUMNS);
+                    .chain(annotation_column_names());
                 w.write_record(header)?;
                 w.flush()?;
             }
         }
-        let mut sink = Sink::new(self.options.format, self.json_keys.clone(), out);
+        let mut sink = Sink::new(self.options.format, out);
         while !self.finished && sink.rows == 0 {
             if self.options.include_unannotated {
                 self.trace_walk_step(&mut sink).await?;
@@ -216,42 +211,48 @@ impl Exporter {
         let mut page = match self.page.take() {
             Some(page) => page,
             None => {
-                let traces = self.trace_page().await?;
+                let traces =
+                    rows::trace_page(&self.db, &self.options.scope, self.after.0, PAGE_TRACES)
+                        .await?;
                 let Some(last) = traces.last() else {
                     self.finished = true;
                     return Ok(());
                 };
-                self.after = (last.sort_key, 0);
-                let first = traces[0].sort_key;
+                self.after = (last.sort_key.0, AnnotationId(0));
+                let first = traces[0].sort_key.0;
                 TracePage {
-                    traces: traces.iter().map(|t| self.resolve(t)).collect(),
+                    traces: traces.into_iter().map(|t| self.resolve(t)).collect(),
                     cursor: 0,
                     cursor_annotated: false,
-                    annotations_after: (first - 1, i64::MAX),
+                    annotations_after: (first - 1, AnnotationId(i64::MAX)),
                 }
             }
         };
         let last_key = page.traces.last().map_or(0, |t| t.sort_key);
-        let annotations = self
-            .annotations_in_range(page.annotations_after, last_key)
-            .await?;
+        let annotations = rows::annotations_in_range(
+            &self.db,
+            &self.options.scope,
+            page.annotations_after,
+            last_key,
+            PAGE_ANNOTATIONS,
+        )
+        .await?;
         for annotation in &annotations {
-            while page.cursor < page.traces.len()
-                && page.traces[page.cursor].sort_key < annotation.sort_key
-            {
+            let key = annotation.sort_key.0;
+            while page.cursor < page.traces.len() && page.traces[page.cursor].sort_key < key {
                 if !page.cursor_annotated {
-                    sink.row(&page.traces[page.cursor].values, None)?;
+                    sink.row(self, &page.traces[page.cursor].values, None)?;
                 }
                 page.cursor += 1;
                 page.cursor_annotated = false;
             }
             if let Some(trace) = page.traces.get(page.cursor)
-                && trace.sort_key == annotation.sort_key
+                && trace.sort_key == key
             {
-                sink.row(&trace.values, Some(annotation))?;
+                sink.row(self, &trace.values, Some(annotation))?;
                 page.cursor_annotated = true;
             }
-            page.annotations_after = (annotation.sort_key, annotation.annotation_id);
+            page.annotations_after = (key, annotation.annotation_id);
         }
         if annotations.len() as i64 == PAGE_ANNOTATIONS {
             self.page = Some(page); // more annotations inside this page
@@ -259,123 +260,67 @@ impl Exporter {
         }
         for trace in &page.traces[page.cursor..] {
             if !page.cursor_annotated {
-                sink.row(&trace.values, None)?;
+                sink.row(self, &trace.values, None)?;
             }
             page.cursor_annotated = false;
         }
         Ok(())
     }
 
-    /// Annotated rows only: a keyset walk of the annotations in scope, each joined with its
-    /// trace (by the `(dataset_id, sort_key)` or `(user_id, dataset_id, sort_key)` index).
+    /// Annotated rows only: a keyset walk of the annotations in scope, each with its trace.
     async fn annotation_walk_step(&mut self, sink: &mut Sink) -> anyhow::Result<()> {
-        let user_filter = self.user_filter();
-        let sql = format!(
-            "SELECT {TRACE_COLUMNS}, {ANNOTATION_SELECT}
-             FROM annotations a
-             JOIN traces t ON t.id = a.trace_pk
-             JOIN users u ON u.id = a.user_id
-             WHERE a.dataset_id = $1 AND a.sort_key >= $2 AND (a.sort_key > $2 OR a.id > $3)
-               {user_filter} AND {VISIBLE}
-             ORDER BY a.sort_key, a.id
-             LIMIT {PAGE_ANNOTATIONS}"
-        );
-        let rows: Vec<JoinedRow> = sqlx::query_as(&sql)
-            .bind(self.dataset_id)
-            .bind(self.after.0)
-            .bind(self.after.1)
-            .bind(self.options.only_user.unwrap_or(0))
-            .fetch_all(self.db.reader())
-            .await?;
-        if (rows.len() as i64) < PAGE_ANNOTATIONS {
+        let page =
+            rows::annotated_page(&self.db, &self.options.scope, self.after, PAGE_ANNOTATIONS)
+                .await?;
+        if (page.len() as i64) < PAGE_ANNOTATIONS {
             self.finished = true;
         }
         // Consecutive rows of one trace share its resolved values.
         let mut current: Option<ResolvedTrace> = None;
-        for row in &rows {
+        for row in page {
             let trace = match current.take() {
-                Some(trace) if trace.sort_key == row.trace.sort_key => trace,
-                _ => self.resolve(&row.trace),
+                Some(trace) if trace.sort_key == row.trace.sort_key.0 => trace,
+                _ => self.resolve(row.trace),
             };
-            sink.row(&trace.values, Some(&row.annotation))?;
+            sink.row(self, &trace.values, Some(&row.annotation))?;
             current = Some(trace);
-            self.after = (row.annotation.sort_key, row.annotation.annotation_id);
+            self.after = (row.annotation.sort_key.0, row.annotation.annotation_id);
         }
         Ok(())
     }
 
-    /// The scope condition (bound as `$4`; a tautology for admins so the statement text and
-    /// its parameters stay the same).
-    fn user_filter(&self) -> &'static str {
-        if self.options.only_user.is_some() {
-            "AND a.user_id = $4"
-        } else {
-            "AND $4 = $4"
-        }
-    }
-
-    /// The next keyset page of visible traces.
-    async fn trace_page(&self) -> Result<Vec<TraceRow>, sqlx::Error> {
-        let sql = format!(
-            "SELECT {TRACE_COLUMNS} FROM traces t
-             WHERE t.dataset_id = $1 AND t.sort_key > $2 AND {VISIBLE}
-             ORDER BY t.sort_key LIMIT {PAGE_TRACES}"
-        );
-        sqlx::query_as(&sql)
-            .bind(self.dataset_id)
-            .bind(self.after.0)
-            .fetch_all(self.db.reader())
-            .await
-    }
-
-    /// Annotations in scope after `after` (sort_key, id) up to sort key `last`, in order.
-    async fn annotations_in_range(
-        &self,
-        after: (i64, i64),
-        last: i64,
-    ) -> Result<Vec<AnnotationRow>, sqlx::Error> {
-        let user_filter = self.user_filter();
-        let sql = format!(
-            "SELECT {ANNOTATION_SELECT}
-             FROM annotations a JOIN users u ON u.id = a.user_id
-             WHERE a.dataset_id = $1 AND a.sort_key >= $2 AND (a.sort_key > $2 OR a.id > $3)
-               AND a.sort_key <= $5 {user_filter}
-             ORDER BY a.sort_key, a.id
-             LIMIT {PAGE_ANNOTATIONS}"
-        );
-        sqlx::query_as(&sql)
-            .bind(self.dataset_id)
-            .bind(after.0)
-            .bind(after.1)
-            .bind(self.options.only_user.unwrap_or(0))
-            .bind(last)
-            .fetch_all(self.db.reader())
-            .await
-    }
-
     /// The trace's values under the dataset's original columns.
-    fn resolve(&self, row: &TraceRow) -> ResolvedTrace {
-        let mut metadata: Vec<(String, String)> =
-            serde_json::from_str(&row.metadata).unwrap_or_default();
+    fn resolve(&self, row: ExportTrace) -> ResolvedTrace {
+        let ExportTrace {
+            sort_key,
+            trace_id,
+            flow_session,
+            turn_number,
+            total_turns,
+            user_message,
+            ai_response,
+            mut metadata,
+        } = row;
+        let mut trace_id = Some(trace_id);
+        let mut flow_session = Some(flow_session);
+        let mut user_message = Some(user_message);
+        let mut ai_response = Some(ai_response);
         let values = self
             .fields
             .iter()
             .zip(&self.columns)
             .map(|(field, name)| match field {
-                Some("trace_id") => Some(row.trace_id.clone()),
-                Some("flow_session") => Some(row.flow_session.clone()),
-                Some("turn_number") => Some(row.turn_number.to_string()),
-                Some("total_turns") => row.total_turns.map(|n| n.to_string()),
-                Some("user_message") => Some(row.user_message.clone()),
-                Some("ai_response") => Some(row.ai_response.clone()),
-                _ => metadata
-                    .iter_mut()
-                    .find(|(k, _)| k == name)
-                    .map(|(_, v)| std::mem::take(v)),
+                Some(TraceField::TraceId) => trace_id.take(),
+                Some(TraceField::FlowSession) => flow_session.take(),
+                Some(TraceField::TurnNumber) => Some(turn_number.to_string()),
+                Some(TraceField::TotalTurns) => total_turns.map(|n| n.to_string()),
+                Some(TraceField::UserMessage) => user_message.take(),
+                Some(TraceField::AiResponse) => ai_response.take(),
+                None => metadata.take(name),
             })
             .collect();
         ResolvedTrace {
-            sort_key: row.sort_key,
+            sort_key: sort_key.0,
             values,
         }
     }
@@ -384,8 +329,6 @@ impl Exporter {
 /// Where one chunk's rows are written: a CSV writer, or JSON lines.
 struct Sink {
     out: SinkOut,
-    /// JSONL: each column's key, JSON-encoded, with its colon.
-    json_keys: Arc<[String]>,
     rows: u64,
 }
 
@@ -395,39 +338,44 @@ enum SinkOut {
 }
 
 impl Sink {
-    fn new(format: Format, json_keys: Arc<[String]>, out: Vec<u8>) -> Sink {
+    fn new(format: Format, out: Vec<u8>) -> Sink {
         let out = match format {
             Format::Csv => SinkOut::Csv(Box::new(csv::Writer::from_writer(out))),
             Format::Jsonl => SinkOut::Jsonl(out),
         };
-        Sink {
-            out,
-            json_keys,
-            rows: 0,
-        }
+        Sink { out, rows: 0 }
     }
 
     /// One output row: the trace's values, then the annotation's (empty without one).
     fn row(
         &mut self,
+        exporter: &Exporter,
         trace: &[Option<String>],
-        annotation: Option<&AnnotationRow>,
+        annotation: Option<&ExportAnnotation>,
     ) -> anyhow::Result<()> {
-        let extra = annotation_values(annotation);
-        let values = trace
+        let cells = trace
             .iter()
-            .map(Option::as_deref)
-            .chain(extra.iter().map(Option::as_deref));
+            .map(|v| match v {
+                Some(text) => Cell::Text(Cow::Borrowed(text.as_str())),
+                None => Cell::Empty,
+            })
+            .chain(
+                ANNOTATION_COLUMNS
+                    .iter()
+                    .map(|column| annotation.map_or(Cell::Empty, column.value)),
+            );
         match &mut self.out {
             SinkOut::Csv(w) => {
-                for value in values {
-                    w.write_field(value.unwrap_or(""))?;
+                for cell in cells {
+                    match cell {
+                        Cell::Text(text) => w.write_field(text.as_bytes())?,
+                        Cell::Number(n) => w.write_field(n.to_string())?,
+                        Cell::Empty => w.write_field("")?,
+                    }
                 }
                 w.write_record(None::<&[u8]>)?;
             }
-            SinkOut::Jsonl(out) => {
-                write_json_line(out, &self.json_keys, values, trace.len() + VERSION_COLUMN)?
-            }
+            SinkOut::Jsonl(out) => write_json_line(out, &exporter.json_keys, cells)?,
         }
         self.rows += 1;
         Ok(())
@@ -441,55 +389,38 @@ impl Sink {
     }
 }
 
-/// The annotation columns' values, in [`ANNOTATION_COLUMNS`] order: the stored text
-/// borrowed, the rest formatted.
-fn annotation_values(annotation: Option<&AnnotationRow>) -> [Option<Cow<'_, str>>; 9] {
-    let Some(a) = annotation else {
-        return Default::default();
-    };
-    [
-        Some(Cow::Borrowed(&a.email)),
-        Some(Cow::Borrowed(&a.name)),
-        Verdict::parse(&a.verdict).map(|v| Cow::Borrowed(v.label())),
-        Some(Cow::Borrowed(&a.first_failure_note)),
-        Some(Cow::Borrowed(&a.open_codes)),
-        Some(Cow::Borrowed(&a.comments)),
-        Some(Cow::Owned(a.version.to_string())),
-        Some(Cow::Owned(rfc3339(a.created_at))),
-        Some(Cow::Owned(rfc3339(a.updated_at))),
-    ]
-}
-
-/// Where `annotation_version` sits in [`ANNOTATION_COLUMNS`]: JSONL writes it as a number.
-const VERSION_COLUMN: usize = 6;
-
-/// One JSON object per line, keys in column order; the value at `version_at` (decimal digits
-/// from [`annotation_values`]) is written as a number.
+/// One JSON object per line, keys in column order.
 fn write_json_line<'v>(
     out: &mut Vec<u8>,
     keys: &[String],
-    values: impl Iterator<Item = Option<&'v str>>,
-    version_at: usize,
-) -> serde_json::Result<()> {
+    cells: impl Iterator<Item = Cell<'v>>,
+) -> anyhow::Result<()> {
     out.push(b'{');
-    for (i, (key, value)) in keys.iter().zip(values).enumerate() {
+    for (i, (key, cell)) in keys.iter().zip(cells).enumerate() {
         if i > 0 {
             out.push(b',');
         }
         out.extend_from_slice(key.as_bytes());
-        match value {
-            Some(v) if i == version_at => out.extend_from_slice(v.as_bytes()),
-            Some(v) => serde_json::to_writer(&mut *out, v)?,
-            None => out.extend_from_slice(b"null"),
+        match cell {
+            Cell::Text(text) => serde_json::to_writer(&mut *out, text.as_ref())?,
+            Cell::Number(n) => out.extend_from_slice(n.to_string().as_bytes()),
+            Cell::Empty => out.extend_from_slice(b"null"),
         }
     }
     out.extend_from_slice(b"}\n");
     Ok(())
 }
 
-fn rfc3339(secs: i64) -> String {
-    OffsetDateTime::from_unix_timestamp(secs)
+/// RFC 3339 (UTC) of a stored unix time; a time out of range is an error in the data.
+fn timestamp(secs: i64) -> Cell<'static> {
+    match OffsetDateTime::from_unix_timestamp(secs)
         .ok()
         .and_then(|t| t.format(&Rfc3339).ok())
-        .unwrap_or_default()
+    {
+        Some(text) => Cell::Text(Cow::Owned(text)),
+        None => {
+            tracing::error!(secs, "a stored timestamp cannot be formatted");
+            Cell::Empty
+        }
+    }
 }

@@ -561,24 +561,24 @@ async fn a_signed_out_form_post_saves_nothing_and_returns_to_its_page_after_sign
 #[tokio::test]
 async fn saves_arriving_together_keep_their_own_outcomes() {
     use tracecoder::db::annotations::{self, SaveOutcome, TraceRef};
-    use tracecoder::domain::AnnotationInput;
+    use tracecoder::domain::{AnnotationInput, DatasetId, SortKey, TracePk, UserId};
 
     let app = app_with_dataset(3, 2).await;
     for i in 0..8 {
         app.login(&format!("Annotator {i}"), false).await;
     }
-    let users: Vec<i64> =
+    let users: Vec<UserId> =
         sqlx::query_scalar("SELECT id FROM users WHERE name LIKE 'Annotator %' ORDER BY id")
             .fetch_all(app.db.reader())
             .await
             .unwrap();
-    let traces: Vec<(i64, i64, i64)> =
+    let traces: Vec<(TracePk, DatasetId, SortKey)> =
         sqlx::query_as("SELECT id, dataset_id, sort_key FROM traces ORDER BY sort_key")
             .fetch_all(app.db.reader())
             .await
             .unwrap();
     assert_eq!((users.len(), traces.len()), (8, 6));
-    let target = |&(pk, dataset_id, sort_key): &(i64, i64, i64)| TraceRef {
+    let target = |&(pk, dataset_id, sort_key): &(TracePk, DatasetId, SortKey)| TraceRef {
         pk,
         dataset_id,
         sort_key,
@@ -601,7 +601,7 @@ async fn saves_arriving_together_keep_their_own_outcomes() {
     ));
     // A trace that does not exist.
     let missing = TraceRef {
-        pk: 999_999,
+        pk: TracePk(999_999),
         ..target(&traces[0])
     };
     saves.push(annotations::save(&app.db, missing, users[1], &pass));

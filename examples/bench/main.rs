@@ -477,7 +477,7 @@ async fn list_pages(
     http: &Http,
     me: &Session,
     db: &Db,
-    dataset_id: i64,
+    dataset_id: tracecoder::domain::DatasetId,
     scale: u64,
 ) -> Vec<(String, load::Stats)> {
     let middle: Option<i64> = sqlx::query_scalar(

@@ -6,6 +6,7 @@ use std::time::Duration;
 
 use anyhow::Context;
 use tracecoder::db::{Backend, Db};
+use tracecoder::domain::{DatasetId, UserId};
 
 /// Seed of every generated file: the same bytes on every machine.
 pub const SEED: u64 = 42;
@@ -95,7 +96,7 @@ pub async fn engine_version(db: &Db) -> String {
 }
 
 /// The id of a development user (created by signing in over HTTP first).
-pub async fn user_id(db: &Db, name: &str) -> anyhow::Result<i64> {
+pub async fn user_id(db: &Db, name: &str) -> anyhow::Result<UserId> {
     sqlx::query_scalar("SELECT id FROM users WHERE issuer = $1 AND subject = $2")
         .bind(tracecoder::auth::dev::DEV_ISSUER)
         .bind(name.to_lowercase())
@@ -110,19 +111,19 @@ pub async fn user_id(db: &Db, name: &str) -> anyhow::Result<i64> {
 /// low-water mark, all in one transaction. Setup for the measurements, not measured.
 pub async fn seed_annotations(
     db: &Db,
-    dataset_id: i64,
-    user_id: i64,
+    dataset_id: DatasetId,
+    user_id: UserId,
     n: u64,
 ) -> anyhow::Result<()> {
     let ts = tracecoder::db::now();
-    let mut tx = db.writer().begin().await?;
+    let mut tx = db.begin_write().await?;
     sqlx::query(
         "INSERT INTO annotations (trace_pk, dataset_id, user_id, sort_key, verdict,
-             first_failure_note, open_codes, comments, version, created_at, updated_at)
+             first_failure_note, comments, version, created_at, updated_at)
          SELECT t.id, t.dataset_id, $1, t.sort_key,
                 CASE WHEN t.id % 7 = 0 THEN 'fail' ELSE 'pass' END,
                 CASE WHEN t.id % 7 = 0 THEN 'bench: the answer ignores the tool error' ELSE '' END,
-                '', '', 1, $2, $2
+                '', 1, $2, $2
          FROM traces t WHERE t.dataset_id = $3 ORDER BY t.sort_key LIMIT $4",
     )
     .bind(user_id)
@@ -134,7 +135,7 @@ pub async fn seed_annotations(
     sqlx::query(
         "INSERT INTO annotation_revisions (annotation_id, version, verdict, first_failure_note,
              open_codes, comments, created_at)
-         SELECT id, 1, verdict, first_failure_note, open_codes, comments, created_at
+         SELECT id, 1, verdict, first_failure_note, '', comments, created_at
          FROM annotations WHERE user_id = $1 AND dataset_id = $2",
     )
     .bind(user_id)

@@ -7,8 +7,7 @@ pub mod sessions;
 
 use axum::extract::{FromRequestParts, OptionalFromRequestParts};
 use axum::http::request::Parts;
-use axum::http::{HeaderValue, StatusCode};
-use axum::response::{IntoResponse, Redirect, Response};
+use axum::response::{IntoResponse, Response};
 use tower_sessions::Session;
 
 use crate::db::users::{self, User};
@@ -40,30 +39,7 @@ pub enum AuthRejection {
     Error(AppError),
 }
 
-impl IntoResponse for AuthRejection {
-    fn into_response(self) -> Response {
-        match self {
-            AuthRejection::SignIn {
-                htmx: false, next, ..
-            } => Redirect::to(&format!("/login?next={}", urlencode(&next))).into_response(),
-            AuthRejection::SignIn {
-                htmx: true,
-                next,
-                unsaved,
-            } => {
-                let page = crate::web::pages::SessionExpired { next, unsaved };
-                let mut res = (StatusCode::UNAUTHORIZED, page).into_response();
-                let h = res.headers_mut();
-                h.insert("hx-retarget", HeaderValue::from_static("#flash"));
-                h.insert("hx-reswap", HeaderValue::from_static("innerHTML"));
-                res
-            }
-            AuthRejection::Error(e) => e.into_response(),
-        }
-    }
-}
-
-fn urlencode(s: &str) -> String {
+pub(crate) fn urlencode(s: &str) -> String {
     url::form_urlencoded::byte_serialize(s.as_bytes()).collect()
 }
 
@@ -88,7 +64,7 @@ impl FromRequestParts<AppState> for CurrentUser {
             .map_err(|_| {
                 AuthRejection::Error(AppError::Internal(anyhow::anyhow!("session layer missing")))
             })?;
-        let user_id: Option<i64> = session
+        let user_id: Option<crate::domain::UserId> = session
             .get(USER_ID)
             .await
             .map_err(|e| AuthRejection::Error(e.into()))?;

@@ -2,32 +2,35 @@
 
 use sqlx::{Any, AnyConnection, FromRow};
 
+use super::scope::Scope;
 use super::write::Writer;
-use super::{Db, now, traces};
-use crate::domain::{AnnotationInput, Verdict};
+use super::{Backend, Db, codes, now, progress};
+use crate::domain::{
+    AnnotationId, AnnotationInput, DatasetId, OpenCodes, SortKey, TracePk, UserId, Verdict,
+};
 
 /// An annotator's current annotation of one trace.
 #[derive(Debug, Clone, FromRow)]
 pub struct Annotation {
-    pub id: i64,
-    pub user_id: i64,
-    pub verdict: String,
+    pub id: AnnotationId,
+    pub user_id: UserId,
+    pub verdict: Verdict,
     pub first_failure_note: String,
-    pub open_codes: String,
+    pub open_codes: OpenCodes,
     pub comments: String,
     pub version: i64,
     pub created_at: i64,
     pub updated_at: i64,
 }
 
-/// Another annotator's annotation, as an admin sees it beside the trace.
+/// Another annotator's annotation, as a lead sees it beside the trace.
 #[derive(Debug, Clone, FromRow)]
 pub struct OthersAnnotation {
     pub user_name: String,
     pub user_email: String,
-    pub verdict: String,
+    pub verdict: Verdict,
     pub first_failure_note: String,
-    pub open_codes: String,
+    pub open_codes: OpenCodes,
     pub comments: String,
     pub version: i64,
 }
@@ -38,86 +41,85 @@ pub enum SaveOutcome {
     Saved {
         version: i64,
     },
-    /// The annotation changed since the annotator loaded it (another tab or device).
+    /// The annotation changed since the annotator loaded it (another tab or device):
+    /// `current` is what is saved now, `None` when the version edited no longer exists.
     Conflict {
-        current: Box<Annotation>,
+        current: Option<Box<Annotation>>,
     },
 }
 
 /// The trace a save is about.
 #[derive(Debug, Clone, Copy)]
 pub struct TraceRef {
-    pub pk: i64,
-    pub dataset_id: i64,
-    pub sort_key: i64,
+    pub pk: TracePk,
+    pub dataset_id: DatasetId,
+    pub sort_key: SortKey,
 }
 
-const COLUMNS: &str = "id, user_id, verdict, first_failure_note, open_codes, comments, version, \
-                       created_at, updated_at";
+/// The columns of [`Annotation`] from `annotations a`, the codes aggregated from their rows.
+fn columns(backend: Backend) -> String {
+    format!(
+        "a.id, a.user_id, a.verdict, a.first_failure_note, {} AS open_codes, a.comments, \
+         a.version, a.created_at, a.updated_at",
+        codes::codes_of(backend, "a.id")
+    )
+}
 
 /// This user's annotation of a trace (unique index `(trace_pk, user_id)`).
 pub async fn for_trace(
     db: &Db,
-    trace_pk: i64,
-    user_id: i64,
+    trace: TracePk,
+    user: UserId,
 ) -> Result<Option<Annotation>, sqlx::Error> {
-    for_trace_on(db.reader(), trace_pk, user_id).await
+    for_trace_on(db.reader(), db.backend(), trace, user).await
 }
 
-/// `for_trace` on a given connection (see `traces::view_parts`).
+/// `for_trace` on a given connection (the trace view reads on one).
 pub(crate) async fn for_trace_on<'e, E>(
     executor: E,
-    trace_pk: i64,
-    user_id: i64,
+    backend: Backend,
+    trace: TracePk,
+    user: UserId,
 ) -> Result<Option<Annotation>, sqlx::Error>
 where
     E: sqlx::Executor<'e, Database = Any>,
 {
     sqlx::query_as(&format!(
-        "SELECT {COLUMNS} FROM annotations WHERE trace_pk = $1 AND user_id = $2"
+        "SELECT {} FROM annotations a WHERE a.trace_pk = $1 AND a.user_id = $2",
+        columns(backend)
     ))
-    .bind(trace_pk)
-    .bind(user_id)
+    .bind(trace)
+    .bind(user)
     .fetch_optional(executor)
     .await
 }
 
-/// Everyone else's annotations of a trace, for admins (unique index prefix `trace_pk`).
-pub async fn others_for_trace(
-    db: &Db,
-    trace_pk: i64,
-    except_user: i64,
-) -> Result<Vec<OthersAnnotation>, sqlx::Error> {
-    others_for_trace_on(db.reader(), trace_pk, except_user).await
-}
-
-/// `others_for_trace` on a given connection (see `traces::view_parts`).
+/// The annotations of a trace by others than the viewer that the scope shows (unique index
+/// prefix `trace_pk`): none for an annotator, everyone else's for a lead.
 pub(crate) async fn others_for_trace_on<'e, E>(
     executor: E,
-    trace_pk: i64,
-    except_user: i64,
+    backend: Backend,
+    scope: &Scope,
+    trace: TracePk,
 ) -> Result<Vec<OthersAnnotation>, sqlx::Error>
 where
     E: sqlx::Executor<'e, Database = Any>,
 {
-    sqlx::query_as(
+    sqlx::query_as(&format!(
         "SELECT u.name AS user_name, u.email AS user_email, a.verdict, a.first_failure_note,
-                a.open_codes, a.comments, a.version
+                {} AS open_codes, a.comments, a.version
          FROM annotations a JOIN users u ON u.id = a.user_id
-         WHERE a.trace_pk = $1 AND a.user_id <> $2 ORDER BY u.name",
-    )
-    .bind(trace_pk)
-    .bind(except_user)
+         WHERE a.trace_pk = $3 AND a.dataset_id = $1 AND a.user_id <> $2 AND {}
+         ORDER BY u.name",
+        codes::codes_of(backend, "a.id"),
+        // An own-only scope holds none of them.
+        scope.annotations("a")
+    ))
+    .bind(scope.dataset)
+    .bind(scope.viewer)
+    .bind(trace)
     .fetch_all(executor)
     .await
-}
-
-/// How many revisions an annotation has (for tests and the history view later).
-pub async fn revision_count(db: &Db, annotation_id: i64) -> Result<i64, sqlx::Error> {
-    sqlx::query_scalar("SELECT COUNT(*) FROM annotation_revisions WHERE annotation_id = $1")
-        .bind(annotation_id)
-        .fetch_one(db.reader())
-        .await
 }
 
 /// Saves an annotation atomically: the annotation (insert, or update guarded by the
@@ -127,12 +129,12 @@ pub async fn revision_count(db: &Db, annotation_id: i64) -> Result<i64, sqlx::Er
 pub async fn save(
     db: &Db,
     trace: TraceRef,
-    user_id: i64,
+    user: UserId,
     input: &AnnotationInput,
 ) -> Result<SaveOutcome, sqlx::Error> {
     match db.group_commit() {
-        Some(queue) => queue.save(trace, user_id, input.clone()).await,
-        None => save_alone(db.write_path(), trace, user_id, input).await,
+        Some(queue) => queue.save(trace, user, input.clone()).await,
+        None => save_alone(db.write_path(), trace, user, input).await,
     }
 }
 
@@ -141,11 +143,11 @@ pub async fn save(
 pub(crate) async fn save_alone(
     writer: &Writer,
     trace: TraceRef,
-    user_id: i64,
+    user: UserId,
     input: &AnnotationInput,
 ) -> Result<SaveOutcome, sqlx::Error> {
     let mut tx = writer.begin().await?;
-    let outcome = save_in(&mut tx, trace, user_id, input).await?;
+    let outcome = save_in(&mut tx, writer.backend(), trace, user, input).await?;
     match outcome {
         SaveOutcome::Saved { .. } => tx.commit().await?,
         SaveOutcome::Conflict { .. } => tx.rollback().await?,
@@ -157,28 +159,28 @@ pub(crate) async fn save_alone(
 /// when the outcome is `Saved` and rolls back otherwise.
 pub(crate) async fn save_in(
     tx: &mut AnyConnection,
+    backend: Backend,
     trace: TraceRef,
-    user_id: i64,
+    user: UserId,
     input: &AnnotationInput,
 ) -> Result<SaveOutcome, sqlx::Error> {
     let ts = now();
-    let codes = input.open_codes.joined();
+    let scope = Scope::own(trace.dataset_id, user);
     // A first save (version 0) inserts straight away: one statement instead of a read and
     // an insert. The row is read only when it exists already, to answer with a conflict.
-    let inserted: Option<(i64,)> = if input.base_version == 0 {
+    let inserted: Option<(AnnotationId,)> = if input.base_version == 0 {
         sqlx::query_as(
             "INSERT INTO annotations (trace_pk, dataset_id, user_id, sort_key, verdict,
-                 first_failure_note, open_codes, comments, version, created_at, updated_at)
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, 1, $9, $9)
+                 first_failure_note, comments, version, created_at, updated_at)
+             VALUES ($1, $2, $3, $4, $5, $6, $7, 1, $8, $8)
              ON CONFLICT (trace_pk, user_id) DO NOTHING RETURNING id",
         )
         .bind(trace.pk)
         .bind(trace.dataset_id)
-        .bind(user_id)
+        .bind(user)
         .bind(trace.sort_key)
-        .bind(input.verdict.as_str())
+        .bind(input.verdict)
         .bind(&input.first_failure_note)
-        .bind(&codes)
         .bind(&input.comments)
         .bind(ts)
         .fetch_optional(&mut *tx)
@@ -186,52 +188,29 @@ pub(crate) async fn save_in(
     } else {
         None
     };
-    let existing: Option<Annotation> = match inserted {
+    let existing = match inserted {
         Some(_) => None,
-        None => {
-            sqlx::query_as(&format!(
-                "SELECT {COLUMNS} FROM annotations WHERE trace_pk = $1 AND user_id = $2"
-            ))
-            .bind(trace.pk)
-            .bind(user_id)
-            .fetch_optional(&mut *tx)
-            .await?
-        }
+        None => for_trace_on(&mut *tx, backend, trace.pk, user).await?,
     };
-    let (annotation_id, version, old_verdict) = match (inserted, existing) {
+    let (annotation, version, old_verdict) = match (inserted, existing) {
         (Some((id,)), _) => (id, 1, None),
         // Saved meanwhile from another tab or device, or edited from an older version.
         (None, Some(current)) if current.version != input.base_version => {
             return Ok(SaveOutcome::Conflict {
-                current: Box::new(current),
+                current: Some(Box::new(current)),
             });
         }
-        (None, None) => {
-            // The annotator edited a version that no longer exists: impossible unless data
-            // was removed; treat as a conflict with nothing to show rather than resurrect.
-            return Ok(SaveOutcome::Conflict {
-                current: Box::new(Annotation {
-                    id: 0,
-                    user_id,
-                    verdict: String::new(),
-                    first_failure_note: String::new(),
-                    open_codes: String::new(),
-                    comments: String::new(),
-                    version: 0,
-                    created_at: ts,
-                    updated_at: ts,
-                }),
-            });
-        }
+        // The annotator edited a version that no longer exists: impossible unless data was
+        // removed; a conflict with nothing to show rather than a resurrection.
+        (None, None) => return Ok(SaveOutcome::Conflict { current: None }),
         (None, Some(current)) => {
             let updated: Option<(i64,)> = sqlx::query_as(
-                "UPDATE annotations SET verdict = $1, first_failure_note = $2, open_codes = $3,
-                        comments = $4, version = version + 1, updated_at = $5
-                 WHERE id = $6 AND version = $7 RETURNING version",
+                "UPDATE annotations SET verdict = $1, first_failure_note = $2, comments = $3,
+                        version = version + 1, updated_at = $4
+                 WHERE id = $5 AND version = $6 RETURNING version",
             )
-            .bind(input.verdict.as_str())
+            .bind(input.verdict)
             .bind(&input.first_failure_note)
-            .bind(&codes)
             .bind(&input.comments)
             .bind(ts)
             .bind(current.id)
@@ -240,132 +219,37 @@ pub(crate) async fn save_in(
             .await?;
             let Some((version,)) = updated else {
                 return Ok(SaveOutcome::Conflict {
-                    current: Box::new(current),
+                    current: Some(Box::new(current)),
                 });
             };
-            (current.id, version, Verdict::parse(&current.verdict))
+            (current.id, version, Some(current.verdict))
         }
     };
 
+    // The revision keeps the codes as typed, joined: the history of what was written.
     sqlx::query(
         "INSERT INTO annotation_revisions (annotation_id, version, verdict, first_failure_note,
              open_codes, comments, created_at) VALUES ($1, $2, $3, $4, $5, $6, $7)",
     )
-    .bind(annotation_id)
+    .bind(annotation)
     .bind(version)
-    .bind(input.verdict.as_str())
+    .bind(input.verdict)
     .bind(&input.first_failure_note)
-    .bind(&codes)
+    .bind(input.open_codes.joined())
     .bind(&input.comments)
     .bind(ts)
     .execute(&mut *tx)
     .await?;
 
-    replace_codes(tx, annotation_id, trace.dataset_id, input, version == 1).await?;
-    bump_counts(tx, user_id, trace.dataset_id, old_verdict, input.verdict).await?;
-    advance_low_water(tx, trace.dataset_id, user_id).await?;
+    codes::replace(
+        tx,
+        annotation,
+        trace.dataset_id,
+        &input.open_codes,
+        version == 1,
+    )
+    .await?;
+    progress::bump_counts(tx, &scope, old_verdict, input.verdict).await?;
+    progress::advance_low_water(tx, &scope).await?;
     Ok(SaveOutcome::Saved { version })
-}
-
-/// Replaces the annotation's open-code rows (a new annotation has none to delete).
-async fn replace_codes(
-    tx: &mut AnyConnection,
-    annotation_id: i64,
-    dataset_id: i64,
-    input: &AnnotationInput,
-    new: bool,
-) -> Result<(), sqlx::Error> {
-    if !new {
-        sqlx::query("DELETE FROM annotation_codes WHERE annotation_id = $1")
-            .bind(annotation_id)
-            .execute(&mut *tx)
-            .await?;
-    }
-    for code in input.open_codes.as_slice() {
-        sqlx::query(
-            "INSERT INTO annotation_codes (annotation_id, dataset_id, code) VALUES ($1, $2, $3)",
-        )
-        .bind(annotation_id)
-        .bind(dataset_id)
-        .bind(code)
-        .execute(&mut *tx)
-        .await?;
-    }
-    Ok(())
-}
-
-/// Keeps `annotation_counts` exact: +1 for a new verdict, moved for a changed one.
-async fn bump_counts(
-    tx: &mut AnyConnection,
-    user_id: i64,
-    dataset_id: i64,
-    old: Option<Verdict>,
-    new: Verdict,
-) -> Result<(), sqlx::Error> {
-    if old == Some(new) {
-        return Ok(());
-    }
-    let delta = |v: Verdict| i64::from(new == v) - i64::from(old == Some(v));
-    sqlx::query(
-        "INSERT INTO annotation_counts (user_id, dataset_id, passes, fails) VALUES ($1, $2, $3, $4)
-         ON CONFLICT (user_id, dataset_id) DO UPDATE
-           SET passes = annotation_counts.passes + excluded.passes,
-               fails = annotation_counts.fails + excluded.fails",
-    )
-    .bind(user_id)
-    .bind(dataset_id)
-    .bind(delta(Verdict::Pass))
-    .bind(delta(Verdict::Fail))
-    .execute(&mut *tx)
-    .await?;
-    Ok(())
-}
-
-/// This user's low-water mark: every trace at or below it is annotated (primary key).
-pub async fn low_water<'e, E>(
-    executor: E,
-    dataset_id: i64,
-    user_id: i64,
-) -> Result<i64, sqlx::Error>
-where
-    E: sqlx::Executor<'e, Database = Any>,
-{
-    let mark: Option<i64> = sqlx::query_scalar(
-        "SELECT low_water FROM resume_points WHERE user_id = $1 AND dataset_id = $2",
-    )
-    .bind(user_id)
-    .bind(dataset_id)
-    .fetch_optional(executor)
-    .await?;
-    Ok(mark.unwrap_or(0))
-}
-
-/// Moves the low-water mark up to just before the first unannotated trace. Probes only the
-/// traces annotated since the last move, so it is O(1) amortised per save. Compare-and-set:
-/// if an import lowered the mark meanwhile, this save leaves it alone.
-async fn advance_low_water(
-    tx: &mut AnyConnection,
-    dataset_id: i64,
-    user_id: i64,
-) -> Result<(), sqlx::Error> {
-    let (old, first_todo) = traces::low_water_and_first_todo(&mut *tx, dataset_id, user_id).await?;
-    let new = match first_todo {
-        Some(key) => key - 1,
-        None => i64::MAX - 1,
-    };
-    if new <= old {
-        return Ok(());
-    }
-    sqlx::query(
-        "INSERT INTO resume_points (user_id, dataset_id, low_water) VALUES ($1, $2, $3)
-         ON CONFLICT (user_id, dataset_id) DO UPDATE SET low_water = excluded.low_water
-         WHERE resume_points.low_water = $4",
-    )
-    .bind(user_id)
-    .bind(dataset_id)
-    .bind(new)
-    .bind(old)
-    .execute(&mut *tx)
-    .await?;
-    Ok(())
 }

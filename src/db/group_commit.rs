@@ -22,7 +22,7 @@ use tokio::sync::{mpsc, oneshot};
 
 use super::annotations::{SaveOutcome, TraceRef, save_alone, save_in};
 use super::write::Writer;
-use crate::domain::AnnotationInput;
+use crate::domain::{AnnotationInput, UserId};
 
 /// The most saves one transaction takes. Bounds how long a save waits behind a batch
 /// (about 0.1 ms of statements per save, plus one fsync).
@@ -35,7 +35,7 @@ type Answer = Result<SaveOutcome, sqlx::Error>;
 
 struct SaveJob {
     trace: TraceRef,
-    user_id: i64,
+    user: UserId,
     input: AnnotationInput,
     reply: oneshot::Sender<Answer>,
 }
@@ -57,11 +57,11 @@ impl GroupCommit {
 
     /// Queues a save and waits until it is committed (or refused). The save happens even if
     /// the caller stops waiting: once queued it is not abandoned half-way.
-    pub async fn save(&self, trace: TraceRef, user_id: i64, input: AnnotationInput) -> Answer {
+    pub async fn save(&self, trace: TraceRef, user: UserId, input: AnnotationInput) -> Answer {
         let (reply, answer) = oneshot::channel();
         let job = SaveJob {
             trace,
-            user_id,
+            user,
             input,
             reply,
         };
@@ -111,7 +111,7 @@ async fn commit_batch(writer: &Writer, batch: &mut Vec<SaveJob>) {
         }
     }
     for job in batch.drain(..) {
-        let answer = save_alone(writer, job.trace, job.user_id, &job.input).await;
+        let answer = save_alone(writer, job.trace, job.user, &job.input).await;
         let _ = job.reply.send(answer);
     }
 }
@@ -125,7 +125,7 @@ async fn save_together(writer: &Writer, batch: &[SaveJob]) -> Result<Vec<Answer>
     let mut answers = Vec::with_capacity(batch.len());
     for job in batch {
         tx.savepoint(SAVEPOINT).await?;
-        let outcome = save_in(&mut tx, job.trace, job.user_id, &job.input).await?;
+        let outcome = save_in(&mut tx, writer.backend(), job.trace, job.user, &job.input).await?;
         match outcome {
             SaveOutcome::Saved { .. } => tx.release(SAVEPOINT).await?,
             SaveOutcome::Conflict { .. } => tx.rollback_to(SAVEPOINT).await?,

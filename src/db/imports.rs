@@ -5,25 +5,28 @@ use std::collections::HashMap;
 use sqlx::any::AnyArguments;
 use sqlx::{AnyConnection, Arguments, FromRow};
 
+use super::types::Json;
 use super::{Db, is_unique_violation, now};
-use crate::import::csv_rows::NewTrace;
+use crate::domain::{DatasetId, ImportId, ImportState, NewTrace, RowError, UserId};
 
 /// An import as its progress page shows it.
 #[derive(Debug, Clone, FromRow)]
 pub struct ImportRecord {
-    pub id: i64,
-    pub dataset_id: i64,
+    pub id: ImportId,
+    pub dataset_id: DatasetId,
     pub dataset_slug: String,
     pub dataset_name: String,
     pub file_name: String,
-    pub state: String,
+    pub state: ImportState,
     pub rows_read: i64,
     pub rows_inserted: i64,
     pub rows_duplicate: i64,
     pub bytes_total: i64,
     pub bytes_read: i64,
     pub message: String,
-    pub errors: String,
+    /// The first row errors (at most 100).
+    #[sqlx(try_from = "Json<Vec<RowError>>")]
+    pub errors: Vec<RowError>,
     pub error_count: i64,
 }
 
@@ -35,11 +38,11 @@ pub struct AlreadyRunning;
 /// second concurrent import into the same dataset fail here.
 pub async fn start(
     db: &Db,
-    dataset_id: i64,
-    user_id: Option<i64>,
+    dataset_id: DatasetId,
+    user_id: Option<UserId>,
     file_name: &str,
     bytes_total: i64,
-) -> Result<Result<i64, AlreadyRunning>, sqlx::Error> {
+) -> Result<Result<ImportId, AlreadyRunning>, sqlx::Error> {
     let ts = now();
     let res = sqlx::query_scalar(
         "INSERT INTO imports (dataset_id, user_id, file_name, state, bytes_total, created_at, heartbeat_at)
@@ -60,7 +63,7 @@ pub async fn start(
 }
 
 /// One import with its dataset (primary key).
-pub async fn by_id(db: &Db, id: i64) -> Result<Option<ImportRecord>, sqlx::Error> {
+pub async fn by_id(db: &Db, id: ImportId) -> Result<Option<ImportRecord>, sqlx::Error> {
     sqlx::query_as(
         "SELECT i.id, i.dataset_id, d.slug AS dataset_slug, d.name AS dataset_name, i.file_name,
                 i.state, i.rows_read, i.rows_inserted, i.rows_duplicate, i.bytes_total,
@@ -88,8 +91,8 @@ pub async fn recent(db: &Db, limit: i64) -> Result<Vec<ImportRecord>, sqlx::Erro
 /// Where a running import stands, to continue it batch after batch.
 #[derive(Debug)]
 pub struct Cursor {
-    pub import_id: i64,
-    pub dataset_id: i64,
+    pub import_id: ImportId,
+    pub dataset_id: DatasetId,
     /// Conversation positions already known (bounded cache; the table is the truth).
     positions: HashMap<String, i64>,
     next_position: i64,
@@ -100,7 +103,11 @@ pub struct Cursor {
 const POSITION_CACHE: usize = 10_000;
 
 impl Cursor {
-    pub async fn new(db: &Db, import_id: i64, dataset_id: i64) -> Result<Cursor, sqlx::Error> {
+    pub async fn new(
+        db: &Db,
+        import_id: ImportId,
+        dataset_id: DatasetId,
+    ) -> Result<Cursor, sqlx::Error> {
         let max: Option<i64> =
             sqlx::query_scalar("SELECT MAX(position) FROM conversations WHERE dataset_id = $1")
                 .bind(dataset_id)
@@ -417,11 +424,11 @@ pub async fn finish_done(
     message: &str,
 ) -> Result<(), sqlx::Error> {
     let mut tx = db.begin_write().await?;
-    let existing: String = sqlx::query_scalar("SELECT columns FROM datasets WHERE id = $1")
-        .bind(cursor.dataset_id)
-        .fetch_one(&mut *tx)
-        .await?;
-    let mut merged: Vec<String> = serde_json::from_str(&existing).unwrap_or_default();
+    let Json(mut merged): Json<Vec<String>> =
+        sqlx::query_scalar("SELECT columns FROM datasets WHERE id = $1")
+            .bind(cursor.dataset_id)
+            .fetch_one(&mut *tx)
+            .await?;
     for c in columns {
         if !merged.contains(c) {
             merged.push(c.clone());
@@ -432,7 +439,7 @@ pub async fn finish_done(
         .fetch_one(&mut *tx)
         .await?;
     sqlx::query("UPDATE datasets SET columns = $1, trace_count = trace_count + $2 WHERE id = $3")
-        .bind(serde_json::to_string(&merged).unwrap_or_else(|_| "[]".into()))
+        .bind(Json(merged))
         .bind(inserted)
         .bind(cursor.dataset_id)
         .execute(&mut *tx)
@@ -465,9 +472,9 @@ pub async fn finish_done(
 /// saves are never blocked for long.
 pub async fn finish_failed(
     db: &Db,
-    import_id: i64,
+    import_id: ImportId,
     message: &str,
-    errors_json: &str,
+    errors: &[RowError],
     error_count: i64,
     rows_read: i64,
 ) -> Result<(), sqlx::Error> {
@@ -476,7 +483,7 @@ pub async fn finish_failed(
                 rows_read = $4, rows_inserted = 0, rows_duplicate = 0, finished_at = $5 WHERE id = $6",
     )
     .bind(message)
-    .bind(errors_json)
+    .bind(Json(errors))
     .bind(error_count)
     .bind(rows_read)
     .bind(now())
@@ -487,7 +494,7 @@ pub async fn finish_failed(
 }
 
 /// Deletes the traces and conversations of an import (index `traces_import`).
-async fn remove_rows_of(db: &Db, import_id: i64) -> Result<(), sqlx::Error> {
+async fn remove_rows_of(db: &Db, import_id: ImportId) -> Result<(), sqlx::Error> {
     loop {
         let gone = sqlx::query(
             "DELETE FROM traces WHERE id IN (SELECT id FROM traces WHERE import_id = $1 LIMIT 5000)",
@@ -510,7 +517,7 @@ async fn remove_rows_of(db: &Db, import_id: i64) -> Result<(), sqlx::Error> {
 /// Fails imports whose runner stopped sending heartbeats (a crashed process) and removes
 /// their rows. Returns how many were cleaned up.
 pub async fn reap_stale(db: &Db, older_than_secs: i64) -> Result<usize, sqlx::Error> {
-    let stale: Vec<i64> =
+    let stale: Vec<ImportId> =
         sqlx::query_scalar("SELECT id FROM imports WHERE state = 'running' AND heartbeat_at < $1")
             .bind(now() - older_than_secs)
             .fetch_all(db.reader())
@@ -520,7 +527,7 @@ pub async fn reap_stale(db: &Db, older_than_secs: i64) -> Result<usize, sqlx::Er
             db,
             *id,
             "The import was interrupted (the server stopped while it ran). Nothing from it was kept; please import the file again.",
-            "[]",
+            &[],
             0,
             0,
         )

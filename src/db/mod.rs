@@ -1,14 +1,21 @@
 //! The storage layer: one set of queries over SQLite and Postgres through `sqlx::Any`.
 //!
 //! Each aggregate has its own module; every query is a small function whose doc comment
-//! names the index that serves it. Only portable types cross the boundary (TEXT, BIGINT).
+//! names the index that serves it. Rows decode into domain types here (`types`); which
+//! traces and annotations a request sees is decided in one place (`scope`).
 
 pub mod annotations;
+pub mod codes;
 pub mod datasets;
+pub mod export;
 pub mod group_commit;
 pub mod imports;
+pub mod progress;
+pub mod scope;
 pub mod sessions;
+pub mod trace_view;
 pub mod traces;
+pub mod types;
 pub mod users;
 pub mod write;
 
@@ -218,6 +225,15 @@ impl Db {
             .run(db.writer.pool())
             .await
             .context("applying database migrations")?;
+        let normalized = codes::backfill_normalized(&db)
+            .await
+            .context("normalizing the open codes of earlier versions")?;
+        if normalized > 0 {
+            tracing::info!(
+                codes = normalized,
+                "normalized the open codes saved by an earlier version"
+            );
+        }
         Ok(db)
     }
 

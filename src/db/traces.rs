@@ -1,31 +1,31 @@
-//! Traces: reading order, lookups, keyset pages and the "next unannotated" query.
+//! Traces: one by its id, the turns of its conversation, and keyset pages of the list.
 //!
-//! Every query takes the dataset id as `$1` and hides traces of imports that are not done
-//! (`VISIBLE`), so a running or failed import is never half-visible.
+//! Every query is scoped ([`Scope`]): `$1` is the dataset, `$2` the viewer, and traces of
+//! imports that are not done are never visible.
 
 use sqlx::{Any, FromRow};
 
 use super::Db;
-
-/// Traces of unfinished imports are invisible. The subquery reads the few import rows of
-/// one dataset (index `imports_dataset_state`) once per statement.
-const VISIBLE: &str =
-    "t.import_id NOT IN (SELECT i.id FROM imports i WHERE i.dataset_id = $1 AND i.state <> 'done')";
+use super::scope::Scope;
+use super::types::Json;
+use crate::domain::{DatasetId, Metadata, SortKey, ToolCall, TracePk, Verdict};
 
 /// One trace, as the trace view needs it.
 #[derive(Debug, Clone, FromRow)]
 pub struct Trace {
-    pub id: i64,
-    pub dataset_id: i64,
+    pub id: TracePk,
+    pub dataset_id: DatasetId,
     pub trace_id: String,
-    pub sort_key: i64,
+    pub sort_key: SortKey,
     pub flow_session: String,
     pub turn_number: i64,
     pub total_turns: Option<i64>,
     pub user_message: String,
     pub ai_response: String,
-    pub tool_calls: String,
-    pub metadata: String,
+    #[sqlx(try_from = "Json<Vec<ToolCall>>")]
+    pub tool_calls: Vec<ToolCall>,
+    #[sqlx(try_from = "Json<Metadata>")]
+    pub metadata: Metadata,
 }
 
 /// An earlier turn of the same conversation, shown collapsed above the current one.
@@ -41,11 +41,11 @@ pub struct Turn {
 #[derive(Debug, Clone, FromRow)]
 pub struct ListRow {
     pub trace_id: String,
-    pub sort_key: i64,
+    pub sort_key: SortKey,
     pub flow_session: String,
     pub turn_number: i64,
     pub preview: String,
-    pub verdict: Option<String>,
+    pub verdict: Option<Verdict>,
 }
 
 /// Which rows a list page shows.
@@ -58,6 +58,7 @@ pub enum StatusFilter {
 }
 
 impl StatusFilter {
+    /// Reads the `status` query parameter; anything unknown shows everything.
     pub fn parse(raw: Option<&str>) -> StatusFilter {
         match raw {
             Some("todo") => StatusFilter::Todo,
@@ -86,35 +87,31 @@ pub enum PageCursor {
     Before(i64),
 }
 
+const TRACE_COLUMNS: &str = "t.id, t.dataset_id, t.trace_id, t.sort_key, t.flow_session, \
+    t.turn_number, t.total_turns, t.user_message, t.ai_response, t.tool_calls, t.metadata";
+
 /// One trace by its own id (unique index `(dataset_id, trace_id)`).
 pub async fn by_trace_id(
     db: &Db,
-    dataset_id: i64,
+    scope: &Scope,
     trace_id: &str,
 ) -> Result<Option<Trace>, sqlx::Error> {
     sqlx::query_as(&format!(
-        "SELECT t.id, t.dataset_id, t.trace_id, t.sort_key, t.flow_session, t.turn_number,
-                t.total_turns, t.user_message, t.ai_response, t.tool_calls, t.metadata
-         FROM traces t WHERE t.dataset_id = $1 AND t.trace_id = $2 AND {VISIBLE}"
+        "SELECT {TRACE_COLUMNS} FROM traces t
+         WHERE t.dataset_id = $1 AND $2 = $2 AND t.trace_id = $3 AND {}",
+        scope.traces("t")
     ))
-    .bind(dataset_id)
+    .bind(scope.dataset)
+    .bind(scope.viewer)
     .bind(trace_id)
     .fetch_optional(db.reader())
     .await
 }
 
 /// The turns of one conversation, in order: a range scan of `(dataset_id, sort_key)`.
-pub async fn conversation(
-    db: &Db,
-    dataset_id: i64,
-    range: (i64, i64),
-) -> Result<Vec<Turn>, sqlx::Error> {
-    conversation_on(db.reader(), dataset_id, range).await
-}
-
-async fn conversation_on<'e, E>(
+pub(crate) async fn conversation_on<'e, E>(
     executor: E,
-    dataset_id: i64,
+    scope: &Scope,
     range: (i64, i64),
 ) -> Result<Vec<Turn>, sqlx::Error>
 where
@@ -122,165 +119,26 @@ where
 {
     sqlx::query_as(&format!(
         "SELECT t.trace_id, t.turn_number, t.user_message, t.ai_response
-         FROM traces t WHERE t.dataset_id = $1 AND t.sort_key >= $2 AND t.sort_key < $3 AND {VISIBLE}
-         ORDER BY t.sort_key LIMIT 1000"
+         FROM traces t WHERE t.dataset_id = $1 AND $2 = $2
+           AND t.sort_key >= $3 AND t.sort_key < $4 AND {}
+         ORDER BY t.sort_key LIMIT 1000",
+        scope.traces("t")
     ))
-    .bind(dataset_id)
+    .bind(scope.dataset)
+    .bind(scope.viewer)
     .bind(range.0)
     .bind(range.1)
     .fetch_all(executor)
     .await
 }
 
-/// Everything the trace view shows around one trace, for one annotator.
-#[derive(Debug, Clone)]
-pub struct ViewParts {
-    /// The whole conversation the trace belongs to, in order.
-    pub turns: Vec<Turn>,
-    pub prev: Option<String>,
-    pub next: Option<String>,
-    pub mine: Option<super::annotations::Annotation>,
-    /// Other annotators' annotations (only when asked for: admins).
-    pub others: Vec<super::annotations::OthersAnnotation>,
-    pub passes: i64,
-    pub fails: i64,
-}
-
-/// Reads the trace view's surroundings on one pooled connection, with the neighbours and
-/// the progress counters in one statement: on SQLite every statement and every pool
-/// checkout is a hand-off to the connection's worker thread, and those hand-offs, not the
-/// queries, were most of a Pass & Next. Indexes: `(dataset_id, sort_key)` for the
-/// conversation and both neighbours, `(trace_pk, user_id)` for the annotations, and the
-/// primary key of `annotation_counts`.
-pub async fn view_parts(
-    db: &Db,
-    dataset_id: i64,
-    trace: &Trace,
-    conversation: (i64, i64),
-    user_id: i64,
-    with_others: bool,
-) -> Result<ViewParts, sqlx::Error> {
-    let mut conn = db.reader().acquire().await?;
-    let turns = conversation_on(&mut *conn, dataset_id, conversation).await?;
-    let (prev, next, passes, fails): (Option<String>, Option<String>, i64, i64) = sqlx::query_as(&format!(
-        "SELECT
-           (SELECT t.trace_id FROM traces t WHERE t.dataset_id = $1 AND t.sort_key < $2 AND {VISIBLE}
-            ORDER BY t.sort_key DESC LIMIT 1),
-           (SELECT t.trace_id FROM traces t WHERE t.dataset_id = $1 AND t.sort_key > $2 AND {VISIBLE}
-            ORDER BY t.sort_key LIMIT 1),
-           COALESCE((SELECT c.passes FROM annotation_counts c WHERE c.user_id = $3 AND c.dataset_id = $1), 0),
-           COALESCE((SELECT c.fails FROM annotation_counts c WHERE c.user_id = $3 AND c.dataset_id = $1), 0)"
-    ))
-    .bind(dataset_id)
-    .bind(trace.sort_key)
-    .bind(user_id)
-    .fetch_one(&mut *conn)
-    .await?;
-    let mine = super::annotations::for_trace_on(&mut *conn, trace.id, user_id).await?;
-    let others = if with_others {
-        super::annotations::others_for_trace_on(&mut *conn, trace.id, user_id).await?
-    } else {
-        Vec::new()
-    };
-    Ok(ViewParts {
-        turns,
-        prev,
-        next,
-        mine,
-        others,
-        passes,
-        fails,
-    })
-}
-
-/// The first trace after `after` (and before `before`, when given) that `user_id` has not
-/// annotated. A keyset walk of `(dataset_id, sort_key)` probing the unique
-/// `(trace_pk, user_id)` index; it stops at the first hit and never loads ids into memory.
-pub async fn next_unannotated<'e, E>(
-    executor: E,
-    dataset_id: i64,
-    user_id: i64,
-    after: i64,
-    before: Option<i64>,
-) -> Result<Option<(String, i64)>, sqlx::Error>
-where
-    E: sqlx::Executor<'e, Database = Any>,
-{
-    sqlx::query_as(&format!(
-        "SELECT t.trace_id, t.sort_key FROM traces t
-         WHERE t.dataset_id = $1 AND t.sort_key > $2 AND t.sort_key < $3
-           AND NOT EXISTS (SELECT 1 FROM annotations a WHERE a.trace_pk = t.id AND a.user_id = $4)
-           AND {VISIBLE}
-         ORDER BY t.sort_key LIMIT 1"
-    ))
-    .bind(dataset_id)
-    .bind(after)
-    .bind(before.unwrap_or(i64::MAX))
-    .bind(user_id)
-    .fetch_optional(executor)
-    .await
-}
-
-/// The user's low-water mark (0 when none) and the first trace after it that they have not
-/// annotated, in one statement: the save path runs this on every Pass. The same walk as
-/// `next_unannotated`, starting from the mark (primary key of `resume_points`).
-pub(crate) async fn low_water_and_first_todo<'e, E>(
-    executor: E,
-    dataset_id: i64,
-    user_id: i64,
-) -> Result<(i64, Option<i64>), sqlx::Error>
-where
-    E: sqlx::Executor<'e, Database = Any>,
-{
-    sqlx::query_as(&format!(
-        "SELECT COALESCE(r.low_water, 0),
-                (SELECT t.sort_key FROM traces t
-                 WHERE t.dataset_id = $1 AND t.sort_key > COALESCE(r.low_water, 0)
-                   AND NOT EXISTS (SELECT 1 FROM annotations a WHERE a.trace_pk = t.id AND a.user_id = $2)
-                   AND {VISIBLE}
-                 ORDER BY t.sort_key LIMIT 1)
-         FROM (SELECT 1 AS one) x
-         LEFT JOIN resume_points r ON r.user_id = $2 AND r.dataset_id = $1"
-    ))
-    .bind(dataset_id)
-    .bind(user_id)
-    .fetch_one(executor)
-    .await
-}
-
-/// The trace just after (`forward`) or before `sort_key` in reading order.
-pub async fn neighbor(
-    db: &Db,
-    dataset_id: i64,
-    sort_key: i64,
-    forward: bool,
-) -> Result<Option<String>, sqlx::Error> {
-    let sql = if forward {
-        format!(
-            "SELECT t.trace_id FROM traces t WHERE t.dataset_id = $1 AND t.sort_key > $2 AND {VISIBLE}
-             ORDER BY t.sort_key LIMIT 1"
-        )
-    } else {
-        format!(
-            "SELECT t.trace_id FROM traces t WHERE t.dataset_id = $1 AND t.sort_key < $2 AND {VISIBLE}
-             ORDER BY t.sort_key DESC LIMIT 1"
-        )
-    };
-    sqlx::query_scalar(&sql)
-        .bind(dataset_id)
-        .bind(sort_key)
-        .fetch_optional(db.reader())
-        .await
-}
-
-/// One keyset page of the list with this user's verdicts, in one query whatever the
+/// One keyset page of the list with the viewer's verdicts, in one query whatever the
 /// page size. `All`/`Todo` walk `(dataset_id, sort_key)` (`Todo` from the low-water mark);
-/// `Pass`/`Fail` walk the user's annotations of that verdict by `annotations_user_verdict`,
+/// `Pass`/`Fail` walk the viewer's annotations of that verdict by `annotations_user_verdict`,
 /// so sparse filters stay fast.
 pub async fn list_page(
     db: &Db,
-    dataset_id: i64,
-    user_id: i64,
+    scope: &Scope,
     filter: StatusFilter,
     cursor: PageCursor,
     limit: i64,
@@ -289,6 +147,7 @@ pub async fn list_page(
         PageCursor::After(k) => (">", "ASC", k),
         PageCursor::Before(k) => ("<", "DESC", k),
     };
+    let visible = scope.traces("t");
     // Everything at or below the low-water mark is annotated: the to-do walk starts above
     // it (or stops at it, going backwards) instead of stepping over, say, 100,000 annotated
     // traces. Read inside the statement, so a page stays one query.
@@ -300,7 +159,7 @@ pub async fn list_page(
                     SUBSTR(t.user_message, 1, 160) AS preview, a.verdict
              FROM traces t
              LEFT JOIN annotations a ON a.trace_pk = t.id AND a.user_id = $2
-             WHERE t.dataset_id = $1 AND t.sort_key {cmp} $3 AND {VISIBLE}
+             WHERE t.dataset_id = $1 AND t.sort_key {cmp} $3 AND {visible}
              ORDER BY t.sort_key {order} LIMIT $4"
         ),
         StatusFilter::Todo => {
@@ -320,23 +179,30 @@ pub async fn list_page(
                  FROM traces t
                  WHERE t.dataset_id = $1 AND {range}
                    AND NOT EXISTS (SELECT 1 FROM annotations a WHERE a.trace_pk = t.id AND a.user_id = $2)
-                   AND {VISIBLE}
+                   AND {visible}
                  ORDER BY t.sort_key {order} LIMIT $4"
             )
         }
-        StatusFilter::Pass | StatusFilter::Fail => format!(
-            "SELECT t.trace_id, t.sort_key, t.flow_session, t.turn_number,
-                    SUBSTR(t.user_message, 1, 160) AS preview, a.verdict
-             FROM annotations a JOIN traces t ON t.id = a.trace_pk
-             WHERE a.user_id = $2 AND a.dataset_id = $1 AND a.sort_key {cmp} $3
-               AND a.verdict = '{}' AND {VISIBLE}
-             ORDER BY a.sort_key {order} LIMIT $4",
-            filter.as_str()
-        ),
+        StatusFilter::Pass | StatusFilter::Fail => {
+            let verdict = if filter == StatusFilter::Pass {
+                Verdict::Pass
+            } else {
+                Verdict::Fail
+            };
+            format!(
+                "SELECT t.trace_id, t.sort_key, t.flow_session, t.turn_number,
+                        SUBSTR(t.user_message, 1, 160) AS preview, a.verdict
+                 FROM annotations a JOIN traces t ON t.id = a.trace_pk
+                 WHERE a.user_id = $2 AND a.dataset_id = $1 AND a.sort_key {cmp} $3
+                   AND a.verdict = '{}' AND {visible}
+                 ORDER BY a.sort_key {order} LIMIT $4",
+                verdict.as_str()
+            )
+        }
     };
     let mut rows: Vec<ListRow> = sqlx::query_as(&sql)
-        .bind(dataset_id)
-        .bind(user_id)
+        .bind(scope.dataset)
+        .bind(scope.viewer)
         .bind(key)
         .bind(limit)
         .fetch_all(db.reader())
@@ -345,36 +211,4 @@ pub async fn list_page(
         rows.reverse();
     }
     Ok(rows)
-}
-
-/// The next trace `user_id` has not annotated: after `current` in reading order, wrapping
-/// around once to the start; with no current trace, from the user's low-water mark, so
-/// entering a dataset costs the same after 100,000 annotations as after none.
-pub async fn next_for(
-    db: &Db,
-    dataset_id: i64,
-    user_id: i64,
-    current: Option<i64>,
-) -> Result<Option<(String, i64)>, sqlx::Error> {
-    // One pooled connection for the whole walk; the low-water mark is read only when the
-    // walk forward from `current` found nothing (the common step needs one statement).
-    let mut conn = db.reader().acquire().await?;
-    match current {
-        None => {
-            let low_water = super::annotations::low_water(&mut *conn, dataset_id, user_id).await?;
-            next_unannotated(&mut *conn, dataset_id, user_id, low_water, None).await
-        }
-        Some(current) => {
-            if let Some(found) =
-                next_unannotated(&mut *conn, dataset_id, user_id, current, None).await?
-            {
-                return Ok(Some(found));
-            }
-            let low_water = super::annotations::low_water(&mut *conn, dataset_id, user_id).await?;
-            if low_water >= current {
-                return Ok(None);
-            }
-            next_unannotated(&mut *conn, dataset_id, user_id, low_water, Some(current)).await
-        }
-    }
 }

@@ -2,24 +2,29 @@
 
 use sqlx::FromRow;
 
+use super::types::Flag;
 use super::{Db, now};
+use crate::domain::UserId;
 
 /// A signed-in person.
 #[derive(Debug, Clone, FromRow, PartialEq, Eq)]
 pub struct User {
-    pub id: i64,
+    pub id: UserId,
     pub issuer: String,
     pub subject: String,
     pub email: String,
     pub name: String,
-    pub is_admin: i64,
+    #[sqlx(try_from = "Flag")]
+    pub is_admin: bool,
 }
 
 impl User {
     pub fn admin(&self) -> bool {
-        self.is_admin != 0
+        self.is_admin
     }
 }
+
+const COLUMNS: &str = "id, issuer, subject, email, name, is_admin";
 
 /// Creates or refreshes a user from a sign-in. `make_admin` only ever grants: an admin
 /// granted from the CLI stays admin. Served by the unique (issuer, subject) index.
@@ -31,27 +36,27 @@ pub async fn upsert(
     name: &str,
     make_admin: bool,
 ) -> Result<User, sqlx::Error> {
-    sqlx::query_as(
+    sqlx::query_as(&format!(
         "INSERT INTO users (issuer, subject, email, name, is_admin, created_at)
          VALUES ($1, $2, $3, $4, $5, $6)
          ON CONFLICT (issuer, subject) DO UPDATE
            SET email = excluded.email, name = excluded.name,
                is_admin = CASE WHEN excluded.is_admin = 1 THEN 1 ELSE users.is_admin END
-         RETURNING id, issuer, subject, email, name, is_admin",
-    )
+         RETURNING {COLUMNS}"
+    ))
     .bind(issuer)
     .bind(subject)
     .bind(email)
     .bind(name)
-    .bind(i64::from(make_admin))
+    .bind(Flag(make_admin))
     .bind(now())
     .fetch_one(db.writer())
     .await
 }
 
 /// Primary-key lookup (every authenticated request).
-pub async fn by_id(db: &Db, id: i64) -> Result<Option<User>, sqlx::Error> {
-    sqlx::query_as("SELECT id, issuer, subject, email, name, is_admin FROM users WHERE id = $1")
+pub async fn by_id(db: &Db, id: UserId) -> Result<Option<User>, sqlx::Error> {
+    sqlx::query_as(&format!("SELECT {COLUMNS} FROM users WHERE id = $1"))
         .bind(id)
         .fetch_optional(db.reader())
         .await
@@ -62,7 +67,7 @@ pub async fn by_id(db: &Db, id: i64) -> Result<Option<User>, sqlx::Error> {
 pub async fn set_admin_by_email(db: &Db, email: &str, admin: bool) -> Result<u64, sqlx::Error> {
     Ok(
         sqlx::query("UPDATE users SET is_admin = $1 WHERE LOWER(email) = LOWER($2)")
-            .bind(i64::from(admin))
+            .bind(Flag(admin))
             .bind(email)
             .execute(db.writer())
             .await?
@@ -72,19 +77,18 @@ pub async fn set_admin_by_email(db: &Db, email: &str, admin: bool) -> Result<u64
 
 /// All admins, for `tracecoder admin list`.
 pub async fn admins(db: &Db) -> Result<Vec<User>, sqlx::Error> {
-    sqlx::query_as(
-        "SELECT id, issuer, subject, email, name, is_admin FROM users WHERE is_admin = 1 ORDER BY email",
-    )
+    sqlx::query_as(&format!(
+        "SELECT {COLUMNS} FROM users WHERE is_admin = 1 ORDER BY email"
+    ))
     .fetch_all(db.reader())
     .await
 }
 
 /// Looks a user up by email, for the CLI (`users_email`).
 pub async fn by_email(db: &Db, email: &str) -> Result<Option<User>, sqlx::Error> {
-    sqlx::query_as(
-        "SELECT id, issuer, subject, email, name, is_admin FROM users WHERE LOWER(email) = LOWER($1)
-         ORDER BY id LIMIT 1",
-    )
+    sqlx::query_as(&format!(
+        "SELECT {COLUMNS} FROM users WHERE LOWER(email) = LOWER($1) ORDER BY id LIMIT 1"
+    ))
     .bind(email)
     .fetch_optional(db.reader())
     .await

@@ -125,6 +125,10 @@ impl Writer {
         &self.pool
     }
 
+    pub fn backend(&self) -> Backend {
+        self.backend
+    }
+
     pub fn health(&self) -> &WriterHealth {
         &self.health
     }

@@ -10,15 +10,25 @@ pub const MAX_CODE_CHARS: usize = 200;
 pub const MAX_CODES: usize = 50;
 
 /// Pass or Fail for a whole turn.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub enum Verdict {
     Pass,
     Fail,
 }
 
 impl Verdict {
+    /// Reads typed input (a form field, a CSV cell): any case, surrounding spaces ignored.
     pub fn parse(raw: &str) -> Option<Verdict> {
         match raw.trim().to_ascii_lowercase().as_str() {
+            "pass" => Some(Verdict::Pass),
+            "fail" => Some(Verdict::Fail),
+            _ => None,
+        }
+    }
+
+    /// Reads the stored form exactly; anything else is not a verdict.
+    pub fn from_stored(raw: &str) -> Option<Verdict> {
+        match raw {
             "pass" => Some(Verdict::Pass),
             "fail" => Some(Verdict::Fail),
             _ => None,
@@ -48,14 +58,25 @@ impl fmt::Display for Verdict {
     }
 }
 
-/// Free tags, comma separated in the form; trimmed, de-duplicated (case-insensitively,
-/// first spelling wins), in the order typed.
+/// The form open codes are counted by: trimmed, inner whitespace collapsed to one space,
+/// lowercase ("Wrong  Tool " and "wrong tool" are one code).
+pub fn normalize_code(code: &str) -> String {
+    code.split_whitespace()
+        .collect::<Vec<_>>()
+        .join(" ")
+        .to_lowercase()
+}
+
+/// Free tags, comma separated in the form; trimmed, inner whitespace collapsed,
+/// de-duplicated by their normalized form (first spelling wins), in the order typed.
+/// A code never contains a comma or a line break.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct OpenCodes(Vec<String>);
 
 impl OpenCodes {
     pub fn parse(raw: &str) -> Result<OpenCodes, String> {
         let mut codes: Vec<String> = Vec::new();
+        let mut seen: Vec<String> = Vec::new();
         for part in raw.split([',', '\n']) {
             let code = part.split_whitespace().collect::<Vec<_>>().join(" ");
             if code.is_empty() {
@@ -67,7 +88,9 @@ impl OpenCodes {
                      move the detail to the comments."
                 ));
             }
-            if !codes.iter().any(|c| c.eq_ignore_ascii_case(&code)) {
+            let normalized = normalize_code(&code);
+            if !seen.contains(&normalized) {
+                seen.push(normalized);
                 codes.push(code);
             }
         }
@@ -77,8 +100,17 @@ impl OpenCodes {
         Ok(OpenCodes(codes))
     }
 
+    /// Codes as stored (one row each, in typed order): trusted, already parsed once.
+    pub fn from_stored(codes: Vec<String>) -> OpenCodes {
+        OpenCodes(codes)
+    }
+
     pub fn as_slice(&self) -> &[String] {
         &self.0
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
     }
 
     /// The stored and exported form: `a, b, c`.
@@ -187,6 +219,21 @@ mod tests {
         let c = OpenCodes::parse(" wrong tool ,hallucination,, Wrong  Tool\nlate").unwrap();
         assert_eq!(c.as_slice(), ["wrong tool", "hallucination", "late"]);
         assert_eq!(c.joined(), "wrong tool, hallucination, late");
+    }
+
+    #[test]
+    fn normalized_codes_ignore_case_and_spacing_beyond_ascii() {
+        assert_eq!(normalize_code("  Wrong \t Tool "), "wrong tool");
+        assert_eq!(normalize_code("ÉCHEC  Outil"), "échec outil");
+        let c = OpenCodes::parse("Échec, échec ,ÉCHEC").unwrap();
+        assert_eq!(c.as_slice(), ["Échec"]);
+    }
+
+    #[test]
+    fn stored_verdicts_are_exact() {
+        assert_eq!(Verdict::from_stored("pass"), Some(Verdict::Pass));
+        assert_eq!(Verdict::from_stored("Pass"), None);
+        assert_eq!(Verdict::from_stored(""), None);
     }
 
     #[test]

@@ -2,7 +2,7 @@
 //! validation with line numbers.
 
 use crate::domain::order::MAX_TURN;
-use crate::domain::tool_calls;
+use crate::domain::{NewTrace, RowError, tool_calls};
 
 /// Longest trace id accepted.
 const MAX_TRACE_ID_CHARS: usize = 512;
@@ -21,27 +21,15 @@ pub struct ColumnMap {
     metadata: Vec<usize>,
 }
 
-/// A trace ready to insert; JSON fields already serialised.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct NewTrace {
-    /// The file line the row starts on, for error reports.
-    pub line: u64,
-    pub trace_id: String,
-    pub flow_session: String,
-    pub turn_number: i64,
-    pub total_turns: Option<i64>,
-    pub user_message: String,
-    pub ai_response: String,
-    pub tool_calls: String,
-    pub metadata: String,
-}
-
-/// What is wrong with one row: the file line it starts on, the column, the reason.
-#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
-pub struct RowError {
-    pub line: u64,
-    pub column: String,
-    pub reason: String,
+/// The trace fields a column can feed; every other column is metadata.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TraceField {
+    TraceId,
+    FlowSession,
+    TurnNumber,
+    TotalTurns,
+    UserMessage,
+    AiResponse,
 }
 
 /// A field, its canonical name and the aliases accepted for it.
@@ -173,19 +161,19 @@ impl ColumnMap {
         self.headers.iter().map(|h| h.trim().to_string()).collect()
     }
 
-    /// Which trace field an original column feeds, for export.
-    pub fn field_of(&self, index: usize) -> Option<&'static str> {
+    /// Which trace field an original column feeds (for export); `None` for metadata.
+    pub fn field_of(&self, index: usize) -> Option<TraceField> {
         [
-            (Some(self.flow_session), "flow_session"),
-            (Some(self.turn_number), "turn_number"),
-            (Some(self.user_message), "user_message"),
-            (Some(self.ai_response), "ai_response"),
-            (self.trace_id, "trace_id"),
-            (self.total_turns, "total_turns"),
+            (Some(self.flow_session), TraceField::FlowSession),
+            (Some(self.turn_number), TraceField::TurnNumber),
+            (Some(self.user_message), TraceField::UserMessage),
+            (Some(self.ai_response), TraceField::AiResponse),
+            (self.trace_id, TraceField::TraceId),
+            (self.total_turns, TraceField::TotalTurns),
         ]
         .into_iter()
         .find(|(i, _)| *i == Some(index))
-        .map(|(_, name)| name)
+        .map(|(_, field)| field)
     }
 
     /// Turns one record into a trace, or says what is wrong with it.
@@ -263,7 +251,8 @@ impl ColumnMap {
         }
         let user_message = text(self.user_message)?.to_string();
         let ai_response = text(self.ai_response)?.to_string();
-        let mut metadata = Vec::with_capacity(self.metadata.len());
+        // Borrowed pairs serialise to the same JSON as `Metadata` without a copy per cell.
+        let mut metadata: Vec<(&str, &str)> = Vec::with_capacity(self.metadata.len());
         for &i in &self.metadata {
             metadata.push((self.headers[i].trim(), text(i)?));
         }
@@ -346,7 +335,7 @@ mod tests {
         assert_eq!(t.turn_number, 2);
         assert_eq!(t.total_turns, None);
         assert_eq!(t.metadata, r#"[["model","gpt"],["cost","0.1"]]"#);
-        assert_eq!(map.field_of(0), Some("trace_id"));
+        assert_eq!(map.field_of(0), Some(TraceField::TraceId));
         assert_eq!(map.field_of(1), None);
     }
 

@@ -10,8 +10,8 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use tokio::sync::mpsc;
 
 use crate::db::{self, Db, imports};
-use crate::domain::Slug;
-use csv_rows::{ColumnMap, NewTrace, RowError, describe_csv_error};
+use crate::domain::{DatasetId, ImportId, NewTrace, RowError, Slug, UserId};
+use csv_rows::{ColumnMap, describe_csv_error};
 
 /// Rows per insert batch (one short write transaction each).
 const BATCH_ROWS: usize = 2_000;
@@ -21,7 +21,7 @@ pub const MAX_REPORTED_ERRORS: usize = 100;
 /// The outcome of an import, as both the page and the CLI report it.
 #[derive(Debug, Clone)]
 pub struct ImportReport {
-    pub import_id: i64,
+    pub import_id: ImportId,
     pub dataset_slug: String,
     pub ok: bool,
     pub rows_read: i64,
@@ -46,8 +46,8 @@ pub enum StartError {
 /// A registered import, ready to run.
 #[derive(Debug, Clone)]
 pub struct PendingImport {
-    pub import_id: i64,
-    pub dataset_id: i64,
+    pub import_id: ImportId,
+    pub dataset_id: DatasetId,
     pub dataset_slug: String,
     /// Pause after each parsed batch of rows is written (zero: none).
     pub pause_between_batches: std::time::Duration,
@@ -58,7 +58,7 @@ pub async fn register(
     db: &Db,
     dataset_name: &str,
     file_name: &str,
-    user_id: Option<i64>,
+    user_id: Option<UserId>,
     bytes_total: i64,
 ) -> Result<PendingImport, StartError> {
     let slug = Slug::from_name(dataset_name).ok_or(StartError::BadName)?;
@@ -101,10 +101,10 @@ pub async fn run(
     match result {
         Ok(report) => Ok(report),
         Err(err) => {
-            tracing::error!(error = ?err, import_id = pending.import_id, "import failed");
+            tracing::error!(error = ?err, import_id = %pending.import_id, "import failed");
             let message = "The import stopped because of a server or database error. Nothing from it was kept; please try again.";
             // Best effort: the reaper finishes the clean-up if the database is still away.
-            let _ = imports::finish_failed(db, pending.import_id, message, "[]", 0, 0).await;
+            let _ = imports::finish_failed(db, pending.import_id, message, &[], 0, 0).await;
             Err(err)
         }
     }
@@ -201,12 +201,11 @@ async fn run_inner(
         } else {
             message
         };
-        let errors_json = serde_json::to_string(&errors)?;
         imports::finish_failed(
             db,
             pending.import_id,
             &message,
-            &errors_json,
+            &errors,
             error_count,
             rows_read,
         )

@@ -3,21 +3,22 @@
 
 use axum::Form;
 use axum::Router;
-use axum::extract::{Path, State};
+use axum::extract::State;
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::post;
 use serde::Deserialize;
 
-use crate::auth::CurrentUser;
 use crate::db::annotations::{self, SaveOutcome, TraceRef};
 use crate::db::write::is_write_fault;
 use crate::domain::AnnotationInput;
 use crate::error::AppResult;
 use crate::state::AppState;
+use crate::web::extract::OnTrace;
 use crate::web::htmx::Htmx;
+use crate::web::navigation::{self, Leaving};
 use crate::web::render;
-use crate::web::traces::{self, FormState};
+use crate::web::trace_view::{self, Conflict, FormState, TracePage};
 
 #[derive(Deserialize)]
 pub struct AnnotateForm {
@@ -33,27 +34,43 @@ pub struct AnnotateForm {
     version: i64,
 }
 
+impl AnnotateForm {
+    /// The form again as typed, with why it was not saved.
+    fn as_typed(&self, version: i64) -> FormState {
+        FormState {
+            note: self.note.clone(),
+            codes: self.codes.clone(),
+            comments: self.comments.clone(),
+            version,
+            ..FormState::default()
+        }
+    }
+}
+
 pub fn router() -> Router<AppState> {
     Router::new().route("/d/{slug}/t/{trace_id}/annotate", post(annotate))
 }
 
 async fn annotate(
     State(state): State<AppState>,
-    CurrentUser(user): CurrentUser,
     htmx: Htmx,
-    Path((slug, trace_id)): Path<(String, String)>,
+    at: OnTrace,
     Form(form): Form<AnnotateForm>,
 ) -> AppResult<Response> {
-    let dataset = traces::dataset(&state, &slug).await?;
-    let trace = traces::trace(&state, &dataset, &trace_id).await?;
-    let typed = |errors, conflict, version| FormState {
-        note: form.note.clone(),
-        codes: form.codes.clone(),
-        comments: form.comments.clone(),
-        version,
-        errors,
-        conflict,
-        write_failed: false,
+    let OnTrace {
+        user,
+        dataset,
+        scope,
+        trace,
+    } = at;
+    let refused = |status, typed: FormState, trace| {
+        let (state, user, dataset, scope) = (&state, &user, &dataset, &scope);
+        async move {
+            let page =
+                trace_view::trace_page(state, user, dataset, scope, trace, Some(typed), None)
+                    .await?;
+            AppResult::Ok(refused_page(status, htmx, page))
+        }
     };
     let input = match AnnotationInput::parse(
         &form.verdict,
@@ -64,16 +81,11 @@ async fn annotate(
     ) {
         Ok(input) => input,
         Err(errors) => {
-            let page = traces::trace_page(
-                &state,
-                &user,
-                &dataset,
-                trace,
-                Some(typed(errors, None, form.version)),
-                None,
-            )
-            .await?;
-            return Ok(refused(StatusCode::UNPROCESSABLE_ENTITY, htmx, page));
+            let typed = FormState {
+                errors,
+                ..form.as_typed(form.version)
+            };
+            return refused(StatusCode::UNPROCESSABLE_ENTITY, typed, trace).await;
         }
     };
     let target = TraceRef {
@@ -88,11 +100,9 @@ async fn annotate(
             tracing::warn!(error = %err, "a save was not committed");
             let typed = FormState {
                 write_failed: true,
-                ..typed(Default::default(), None, form.version)
+                ..form.as_typed(form.version)
             };
-            let page =
-                traces::trace_page(&state, &user, &dataset, trace, Some(typed), None).await?;
-            let mut res = refused(StatusCode::SERVICE_UNAVAILABLE, htmx, page);
+            let mut res = refused(StatusCode::SERVICE_UNAVAILABLE, typed, trace).await?;
             res.headers_mut()
                 .insert(header::RETRY_AFTER, HeaderValue::from_static("5"));
             return Ok(res);
@@ -102,31 +112,28 @@ async fn annotate(
     match outcome {
         SaveOutcome::Conflict { current } => {
             metrics::counter!("tracecoder_annotation_conflicts_total").increment(1);
-            let version = current.version;
-            let state_ = typed(Default::default(), Some(*current), version);
-            let page =
-                traces::trace_page(&state, &user, &dataset, trace, Some(state_), None).await?;
-            Ok(refused(StatusCode::CONFLICT, htmx, page))
+            let current = current.map(|c| *c);
+            let version = current.as_ref().map_or(0, |c| c.version);
+            let typed = FormState {
+                conflict: Some(Conflict { current }),
+                ..form.as_typed(version)
+            };
+            refused(StatusCode::CONFLICT, typed, trace).await
         }
         SaveOutcome::Saved { .. } => {
             metrics::counter!("tracecoder_annotations_saved_total", "verdict" => input.verdict.as_str()).increment(1);
             let flash = format!("Saved {} for {}.", input.verdict.label(), trace.trace_id);
-            traces::go_next(
-                &state,
-                htmx,
-                &user,
-                &dataset,
-                Some(&trace),
-                None,
-                Some(flash),
-            )
-            .await
+            let from = Leaving {
+                current: Some(&trace),
+                fallback: None,
+            };
+            navigation::go_next(&state, htmx, &user, &dataset, &scope, from, Some(flash)).await
         }
     }
 }
 
 /// The same trace again, with the form as typed and why it was not saved.
-fn refused(status: StatusCode, htmx: Htmx, page: traces::TracePage) -> Response {
+fn refused_page(status: StatusCode, htmx: Htmx, page: TracePage) -> Response {
     let body = if htmx.fragment {
         render(&page.as_main())
     } else {

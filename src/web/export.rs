@@ -3,18 +3,17 @@
 
 use axum::Router;
 use axum::body::Body;
-use axum::extract::{Path, Query, State};
+use axum::extract::{Query, State};
 use axum::http::header;
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use serde::Deserialize;
 use tokio_stream::wrappers::ReceiverStream;
 
-use crate::auth::CurrentUser;
 use crate::error::AppResult;
 use crate::export::{ExportOptions, Exporter, Format};
 use crate::state::AppState;
-use crate::web::traces;
+use crate::web::extract::InDataset;
 
 #[derive(Deserialize)]
 pub struct ExportQuery {
@@ -26,25 +25,24 @@ pub fn router() -> Router<AppState> {
     Router::new()
         .route(
             "/d/{slug}/export.csv",
-            get(|s, u, p, q| export(s, u, p, q, Format::Csv)),
+            get(|s, at, q| export(s, at, q, Format::Csv)),
         )
         .route(
             "/d/{slug}/export.jsonl",
-            get(|s, u, p, q| export(s, u, p, q, Format::Jsonl)),
+            get(|s, at, q| export(s, at, q, Format::Jsonl)),
         )
 }
 
 async fn export(
     State(state): State<AppState>,
-    CurrentUser(user): CurrentUser,
-    Path(slug): Path<String>,
+    at: InDataset,
     Query(q): Query<ExportQuery>,
     format: Format,
 ) -> AppResult<Response> {
-    let dataset = traces::dataset(&state, &slug).await?;
+    let InDataset { dataset, scope, .. } = at;
     let options = ExportOptions {
         format,
-        only_user: if user.admin() { None } else { Some(user.id) },
+        scope,
         include_unannotated: q.all.as_deref().is_some_and(|v| v == "1" || v == "true"),
     };
     let mut exporter = Exporter::new(state.db.clone(), &dataset, options);

@@ -15,8 +15,9 @@ use axum::routing::get;
 use crate::auth::RequireAdmin;
 use crate::db::datasets;
 use crate::db::imports::{self, ImportRecord};
+use crate::domain::{ImportId, ImportState, RowError};
 use crate::error::{AppError, AppResult};
-use crate::import::{self, PendingImport, StartError, csv_rows::RowError};
+use crate::import::{self, PendingImport, StartError};
 use crate::state::AppState;
 use crate::web::htmx::Htmx;
 use crate::web::pages::Nav;
@@ -46,15 +47,15 @@ pub struct ImportStatusPage {
 }
 
 impl ImportStatusPage {
-    fn new(nav: Option<Nav>, imp: ImportRecord) -> Self {
-        let percent = if imp.state == "done" {
+    fn new(nav: Option<Nav>, mut imp: ImportRecord) -> Self {
+        let percent = if imp.state == ImportState::Done {
             100
         } else if imp.bytes_total > 0 {
             (imp.bytes_read * 100 / imp.bytes_total).min(99)
         } else {
             0
         };
-        let errors = serde_json::from_str(&imp.errors).unwrap_or_default();
+        let errors = std::mem::take(&mut imp.errors);
         ImportStatusPage {
             nav,
             imp,
@@ -64,7 +65,7 @@ impl ImportStatusPage {
     }
 
     fn status(&self) -> StatusCode {
-        if self.imp.state == "failed" {
+        if self.imp.state == ImportState::Failed {
             StatusCode::UNPROCESSABLE_ENTITY
         } else {
             StatusCode::OK
@@ -100,7 +101,7 @@ async fn form_page(
     })
 }
 
-async fn load(state: &AppState, id: i64) -> AppResult<ImportRecord> {
+async fn load(state: &AppState, id: ImportId) -> AppResult<ImportRecord> {
     imports::by_id(&state.db, id)
         .await?
         .ok_or_else(|| AppError::NotFound("There is no such import.".into()))
@@ -109,7 +110,7 @@ async fn load(state: &AppState, id: i64) -> AppResult<ImportRecord> {
 async fn status_page(
     State(state): State<AppState>,
     RequireAdmin(user): RequireAdmin,
-    Path(id): Path<i64>,
+    Path(id): Path<ImportId>,
 ) -> AppResult<Response> {
     let page = ImportStatusPage::new(Nav::of(&user), load(&state, id).await?);
     Ok((page.status(), page).into_response())
@@ -118,7 +119,7 @@ async fn status_page(
 async fn status_fragment(
     State(state): State<AppState>,
     RequireAdmin(user): RequireAdmin,
-    Path(id): Path<i64>,
+    Path(id): Path<ImportId>,
 ) -> AppResult<Response> {
     let page = ImportStatusPage::new(Nav::of(&user), load(&state, id).await?);
     Ok(render(&page.as_status()))

@@ -3,14 +3,19 @@
 pub mod annotate;
 pub mod assets;
 pub mod dashboard;
+pub mod errors;
 pub mod export;
+pub mod extract;
 pub mod htmx;
 pub mod import;
+pub mod list;
 pub mod login;
+pub mod navigation;
 pub mod ops;
 pub mod pages;
 pub mod security;
-pub mod traces;
+pub mod trace_view;
+pub mod urls;
 
 use std::sync::OnceLock;
 
@@ -75,7 +80,9 @@ pub fn router(state: AppState, sessions: AppSessionStore) -> anyhow::Result<Rout
 
     let timed = Router::new()
         .merge(dashboard::router())
-        .merge(traces::router())
+        .merge(list::router())
+        .merge(trace_view::router())
+        .merge(navigation::router())
         .merge(annotate::router())
         .merge(login::router())
         .merge(attempts)

@@ -1,9 +1,32 @@
-//! Templates shared by every area: the navigation bar, the error page, the sign-in notice.
+//! Templates shared by every area: the navigation bar, the progress line, the error page,
+//! the sign-in notice.
 
 use askama::Template;
 use askama_web::WebTemplate;
 
+use crate::db::progress::Counts;
 use crate::db::users::User;
+
+/// Done / total and the split, for the progress line.
+#[derive(Debug, Clone, Copy)]
+pub struct Progress {
+    pub done: i64,
+    pub total: i64,
+    pub passes: i64,
+    pub fails: i64,
+}
+
+impl Progress {
+    /// This annotator's counts in a dataset of `total` traces.
+    pub fn of(counts: Counts, total: i64) -> Progress {
+        Progress {
+            done: counts.done(),
+            total,
+            passes: counts.passes,
+            fails: counts.fails,
+        }
+    }
+}
 
 /// What the top bar shows about the signed-in person.
 #[derive(Debug, Clone)]

@@ -1,0 +1,181 @@
+//! An annotator's progress in a dataset: the pass/fail counters, the low-water mark below
+//! which everything is annotated, and the "next unannotated" walk that both use.
+
+use sqlx::{Any, AnyConnection};
+
+use super::Db;
+use super::scope::Scope;
+use crate::domain::{DatasetId, SortKey, UserId, Verdict};
+
+/// Passes and fails of one annotator in one dataset.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, sqlx::FromRow)]
+pub struct Counts {
+    pub passes: i64,
+    pub fails: i64,
+}
+
+impl Counts {
+    pub fn done(&self) -> i64 {
+        self.passes + self.fails
+    }
+}
+
+/// This user's counters in one dataset (primary key of `annotation_counts`).
+pub async fn counts(db: &Db, dataset: DatasetId, user: UserId) -> Result<Counts, sqlx::Error> {
+    let row: Option<Counts> = sqlx::query_as(
+        "SELECT passes, fails FROM annotation_counts WHERE user_id = $1 AND dataset_id = $2",
+    )
+    .bind(user)
+    .bind(dataset)
+    .fetch_optional(db.reader())
+    .await?;
+    // No row yet: nothing annotated (a missing row, not a value that failed to decode).
+    Ok(row.unwrap_or(Counts {
+        passes: 0,
+        fails: 0,
+    }))
+}
+
+/// This user's low-water mark: every trace at or below it is annotated (primary key).
+pub async fn low_water<'e, E>(executor: E, scope: &Scope) -> Result<i64, sqlx::Error>
+where
+    E: sqlx::Executor<'e, Database = Any>,
+{
+    let mark: Option<i64> = sqlx::query_scalar(
+        "SELECT low_water FROM resume_points WHERE dataset_id = $1 AND user_id = $2",
+    )
+    .bind(scope.dataset)
+    .bind(scope.viewer)
+    .fetch_optional(executor)
+    .await?;
+    Ok(mark.unwrap_or(0)) // no mark yet: from the start
+}
+
+/// The first visible trace after `after` (and before `before`, when given) that the viewer
+/// has not annotated. A keyset walk of `(dataset_id, sort_key)` probing the unique
+/// `(trace_pk, user_id)` index; it stops at the first hit and never loads ids into memory.
+pub async fn next_unannotated<'e, E>(
+    executor: E,
+    scope: &Scope,
+    after: i64,
+    before: Option<i64>,
+) -> Result<Option<(String, SortKey)>, sqlx::Error>
+where
+    E: sqlx::Executor<'e, Database = Any>,
+{
+    sqlx::query_as(&format!(
+        "SELECT t.trace_id, t.sort_key FROM traces t
+         WHERE t.dataset_id = $1 AND t.sort_key > $3 AND t.sort_key < $4
+           AND NOT EXISTS (SELECT 1 FROM annotations a WHERE a.trace_pk = t.id AND a.user_id = $2)
+           AND {}
+         ORDER BY t.sort_key LIMIT 1",
+        scope.traces("t")
+    ))
+    .bind(scope.dataset)
+    .bind(scope.viewer)
+    .bind(after)
+    .bind(before.unwrap_or(i64::MAX))
+    .fetch_optional(executor)
+    .await
+}
+
+/// The next trace the viewer has not annotated: after `current` in reading order, wrapping
+/// around once to the start; with no current trace, from their low-water mark, so entering
+/// a dataset costs the same after 100,000 annotations as after none.
+pub async fn next_for(
+    db: &Db,
+    scope: &Scope,
+    current: Option<SortKey>,
+) -> Result<Option<(String, SortKey)>, sqlx::Error> {
+    // One pooled connection for the whole walk; the low-water mark is read only when the
+    // walk forward from `current` found nothing (the common step needs one statement).
+    let mut conn = db.reader().acquire().await?;
+    match current {
+        None => {
+            let low_water = low_water(&mut *conn, scope).await?;
+            next_unannotated(&mut *conn, scope, low_water, None).await
+        }
+        Some(SortKey(current)) => {
+            if let Some(found) = next_unannotated(&mut *conn, scope, current, None).await? {
+                return Ok(Some(found));
+            }
+            let low_water = low_water(&mut *conn, scope).await?;
+            if low_water >= current {
+                return Ok(None);
+            }
+            next_unannotated(&mut *conn, scope, low_water, Some(current)).await
+        }
+    }
+}
+
+/// Keeps `annotation_counts` exact inside a save: +1 for a new verdict, moved for a changed
+/// one.
+pub(crate) async fn bump_counts(
+    tx: &mut AnyConnection,
+    scope: &Scope,
+    old: Option<Verdict>,
+    new: Verdict,
+) -> Result<(), sqlx::Error> {
+    if old == Some(new) {
+        return Ok(());
+    }
+    let delta = |v: Verdict| i64::from(new == v) - i64::from(old == Some(v));
+    sqlx::query(
+        "INSERT INTO annotation_counts (dataset_id, user_id, passes, fails) VALUES ($1, $2, $3, $4)
+         ON CONFLICT (user_id, dataset_id) DO UPDATE
+           SET passes = annotation_counts.passes + excluded.passes,
+               fails = annotation_counts.fails + excluded.fails",
+    )
+    .bind(scope.dataset)
+    .bind(scope.viewer)
+    .bind(delta(Verdict::Pass))
+    .bind(delta(Verdict::Fail))
+    .execute(&mut *tx)
+    .await?;
+    Ok(())
+}
+
+/// Moves the low-water mark up to just before the first unannotated trace, inside a save.
+/// Probes only the traces annotated since the last move, so it is O(1) amortised per save.
+/// Compare-and-set: if an import lowered the mark meanwhile, this save leaves it alone.
+pub(crate) async fn advance_low_water(
+    tx: &mut AnyConnection,
+    scope: &Scope,
+) -> Result<(), sqlx::Error> {
+    // The mark (0 when none) and the first to-do trace after it, in one statement: the same
+    // walk as `next_unannotated`, starting from the mark (primary key of `resume_points`).
+    let (old, first_todo): (i64, Option<i64>) = sqlx::query_as(&format!(
+        "SELECT COALESCE(r.low_water, 0),
+                (SELECT t.sort_key FROM traces t
+                 WHERE t.dataset_id = $1 AND t.sort_key > COALESCE(r.low_water, 0)
+                   AND NOT EXISTS (SELECT 1 FROM annotations a WHERE a.trace_pk = t.id AND a.user_id = $2)
+                   AND {}
+                 ORDER BY t.sort_key LIMIT 1)
+         FROM (SELECT 1 AS one) x
+         LEFT JOIN resume_points r ON r.user_id = $2 AND r.dataset_id = $1",
+        scope.traces("t")
+    ))
+    .bind(scope.dataset)
+    .bind(scope.viewer)
+    .fetch_one(&mut *tx)
+    .await?;
+    let new = match first_todo {
+        Some(key) => key - 1,
+        None => i64::MAX - 1,
+    };
+    if new <= old {
+        return Ok(());
+    }
+    sqlx::query(
+        "INSERT INTO resume_points (dataset_id, user_id, low_water) VALUES ($1, $2, $3)
+         ON CONFLICT (user_id, dataset_id) DO UPDATE SET low_water = excluded.low_water
+         WHERE resume_points.low_water = $4",
+    )
+    .bind(scope.dataset)
+    .bind(scope.viewer)
+    .bind(new)
+    .bind(old)
+    .execute(&mut *tx)
+    .await?;
+    Ok(())
+}
