@@ -1,5 +1,6 @@
 //! Domain types: parsed once at the edge, trusted everywhere else.
 
+pub mod agreement;
 pub mod annotation;
 pub mod order;
 pub mod slug;
