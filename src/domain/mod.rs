@@ -2,6 +2,7 @@
 
 pub mod agreement;
 pub mod annotation;
+pub mod judge_stats;
 pub mod order;
 pub mod slug;
 pub mod tool_calls;
