@@ -1,6 +1,8 @@
 //! Domain types: parsed once at the edge, trusted everywhere else.
 
+pub mod agreement;
 pub mod annotation;
+pub mod judge_stats;
 pub mod order;
 pub mod slug;
 pub mod tool_calls;
