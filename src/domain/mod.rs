@@ -1,8 +1,11 @@
-//! Domain types: parsed once at the edge, trusted everywhere else.
+//! Domain types: parsed once at the edge, trusted everywhere else; and the statistics of
+//! the analysis pages, as pure functions.
 
+pub mod agreement;
 pub mod annotation;
 pub mod ids;
 pub mod import;
+pub mod judge_stats;
 pub mod order;
 pub mod slug;
 pub mod tool_calls;
