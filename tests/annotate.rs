@@ -560,7 +560,7 @@ async fn a_signed_out_form_post_saves_nothing_and_returns_to_its_page_after_sign
 /// a save that fails (a trace that does not exist) fails alone.
 #[tokio::test]
 async fn saves_arriving_together_keep_their_own_outcomes() {
-    use tracecoder::db::annotations::{self, SaveOutcome, TraceRef};
+    use tracecoder::db::saves::{self as annotations, SaveOutcome, TraceRef};
     use tracecoder::domain::{AnnotationInput, DatasetId, SortKey, TracePk, UserId};
 
     let app = app_with_dataset(3, 2).await;

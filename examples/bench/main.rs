@@ -1,4 +1,4 @@
-//! The benchmark suite: measures the release binary against the DESIGN.md targets and writes
+//! The benchmark suite: measures the release binary against the targets in report.rs and writes
 //! docs/benchmarks.md. Run it with
 //! `cargo run --release --example bench -- --scale 1000000 --backend sqlite`.
 
@@ -29,7 +29,7 @@ const UPLOAD_PREFIX: &str = "bench-upload-";
 
 #[derive(Parser, Debug)]
 #[command(
-    about = "Tracecoder benchmarks: generate data, run the release binary, report against DESIGN.md."
+    about = "Tracecoder benchmarks: generate data, run the release binary, report against the targets."
 )]
 struct Args {
     /// Traces in the measured dataset.

@@ -1,13 +1,10 @@
-//! Annotations: one per (trace, annotator), every save a revision, stale saves refused.
+//! Annotations: one per (trace, annotator); reading them (saving is `super::saves`).
 
-use sqlx::{Any, AnyConnection, FromRow};
+use sqlx::{Any, FromRow};
 
 use super::scope::Scope;
-use super::write::Writer;
-use super::{Backend, Db, codes, now, progress};
-use crate::domain::{
-    AnnotationId, AnnotationInput, DatasetId, OpenCodes, SortKey, TracePk, UserId, Verdict,
-};
+use super::{Backend, Db, codes};
+use crate::domain::{AnnotationId, OpenCodes, TracePk, UserId, Verdict};
 
 /// An annotator's current annotation of one trace.
 #[derive(Debug, Clone, FromRow)]
@@ -33,27 +30,6 @@ pub struct OthersAnnotation {
     pub open_codes: OpenCodes,
     pub comments: String,
     pub version: i64,
-}
-
-/// What a save did.
-#[derive(Debug, Clone)]
-pub enum SaveOutcome {
-    Saved {
-        version: i64,
-    },
-    /// The annotation changed since the annotator loaded it (another tab or device):
-    /// `current` is what is saved now, `None` when the version edited no longer exists.
-    Conflict {
-        current: Option<Box<Annotation>>,
-    },
-}
-
-/// The trace a save is about.
-#[derive(Debug, Clone, Copy)]
-pub struct TraceRef {
-    pub pk: TracePk,
-    pub dataset_id: DatasetId,
-    pub sort_key: SortKey,
 }
 
 /// The columns of [`Annotation`] from `annotations a`, the codes aggregated from their rows.
@@ -120,136 +96,4 @@ where
     .bind(trace)
     .fetch_all(executor)
     .await
-}
-
-/// Saves an annotation atomically: the annotation (insert, or update guarded by the
-/// version the annotator edited), a revision row, the open-code rows, the pass/fail
-/// counters and the annotator's low-water mark. On SQLite concurrent saves share a
-/// transaction (see [`super::group_commit`]); on Postgres each has its own.
-pub async fn save(
-    db: &Db,
-    trace: TraceRef,
-    user: UserId,
-    input: &AnnotationInput,
-) -> Result<SaveOutcome, sqlx::Error> {
-    match db.group_commit() {
-        Some(queue) => queue.save(trace, user, input.clone()).await,
-        None => save_alone(db.write_path(), trace, user, input).await,
-    }
-}
-
-/// One save in a transaction of its own: committed if saved, rolled back on a conflict.
-/// `Saved` is only returned once the commit succeeded.
-pub(crate) async fn save_alone(
-    writer: &Writer,
-    trace: TraceRef,
-    user: UserId,
-    input: &AnnotationInput,
-) -> Result<SaveOutcome, sqlx::Error> {
-    let mut tx = writer.begin().await?;
-    let outcome = save_in(&mut tx, writer.backend(), trace, user, input).await?;
-    match outcome {
-        SaveOutcome::Saved { .. } => tx.commit().await?,
-        SaveOutcome::Conflict { .. } => tx.rollback().await?,
-    }
-    Ok(outcome)
-}
-
-/// The statements of one save, inside a transaction (or savepoint) that the caller commits
-/// when the outcome is `Saved` and rolls back otherwise.
-pub(crate) async fn save_in(
-    tx: &mut AnyConnection,
-    backend: Backend,
-    trace: TraceRef,
-    user: UserId,
-    input: &AnnotationInput,
-) -> Result<SaveOutcome, sqlx::Error> {
-    let ts = now();
-    let scope = Scope::own(trace.dataset_id, user);
-    // A first save (version 0) inserts straight away: one statement instead of a read and
-    // an insert. The row is read only when it exists already, to answer with a conflict.
-    let inserted: Option<(AnnotationId,)> = if input.base_version == 0 {
-        sqlx::query_as(
-            "INSERT INTO annotations (trace_pk, dataset_id, user_id, sort_key, verdict,
-                 first_failure_note, comments, version, created_at, updated_at)
-             VALUES ($1, $2, $3, $4, $5, $6, $7, 1, $8, $8)
-             ON CONFLICT (trace_pk, user_id) DO NOTHING RETURNING id",
-        )
-        .bind(trace.pk)
-        .bind(trace.dataset_id)
-        .bind(user)
-        .bind(trace.sort_key)
-        .bind(input.verdict)
-        .bind(&input.first_failure_note)
-        .bind(&input.comments)
-        .bind(ts)
-        .fetch_optional(&mut *tx)
-        .await?
-    } else {
-        None
-    };
-    let existing = match inserted {
-        Some(_) => None,
-        None => for_trace_on(&mut *tx, backend, trace.pk, user).await?,
-    };
-    let (annotation, version, old_verdict) = match (inserted, existing) {
-        (Some((id,)), _) => (id, 1, None),
-        // Saved meanwhile from another tab or device, or edited from an older version.
-        (None, Some(current)) if current.version != input.base_version => {
-            return Ok(SaveOutcome::Conflict {
-                current: Some(Box::new(current)),
-            });
-        }
-        // The annotator edited a version that no longer exists: impossible unless data was
-        // removed; a conflict with nothing to show rather than a resurrection.
-        (None, None) => return Ok(SaveOutcome::Conflict { current: None }),
-        (None, Some(current)) => {
-            let updated: Option<(i64,)> = sqlx::query_as(
-                "UPDATE annotations SET verdict = $1, first_failure_note = $2, comments = $3,
-                        version = version + 1, updated_at = $4
-                 WHERE id = $5 AND version = $6 RETURNING version",
-            )
-            .bind(input.verdict)
-            .bind(&input.first_failure_note)
-            .bind(&input.comments)
-            .bind(ts)
-            .bind(current.id)
-            .bind(current.version)
-            .fetch_optional(&mut *tx)
-            .await?;
-            let Some((version,)) = updated else {
-                return Ok(SaveOutcome::Conflict {
-                    current: Some(Box::new(current)),
-                });
-            };
-            (current.id, version, Some(current.verdict))
-        }
-    };
-
-    // The revision keeps the codes as typed, joined: the history of what was written.
-    sqlx::query(
-        "INSERT INTO annotation_revisions (annotation_id, version, verdict, first_failure_note,
-             open_codes, comments, created_at) VALUES ($1, $2, $3, $4, $5, $6, $7)",
-    )
-    .bind(annotation)
-    .bind(version)
-    .bind(input.verdict)
-    .bind(&input.first_failure_note)
-    .bind(input.open_codes.joined())
-    .bind(&input.comments)
-    .bind(ts)
-    .execute(&mut *tx)
-    .await?;
-
-    codes::replace(
-        tx,
-        annotation,
-        trace.dataset_id,
-        &input.open_codes,
-        version == 1,
-    )
-    .await?;
-    progress::bump_counts(tx, &scope, old_verdict, input.verdict).await?;
-    progress::advance_low_water(tx, &scope).await?;
-    Ok(SaveOutcome::Saved { version })
 }

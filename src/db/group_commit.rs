@@ -20,7 +20,7 @@ use std::panic::AssertUnwindSafe;
 use futures_util::FutureExt;
 use tokio::sync::{mpsc, oneshot};
 
-use super::annotations::{SaveOutcome, TraceRef, save_alone, save_in};
+use super::saves::{SaveOutcome, TraceRef, save_alone, save_in};
 use super::write::Writer;
 use crate::domain::{AnnotationInput, UserId};
 

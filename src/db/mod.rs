@@ -11,6 +11,7 @@ pub mod export;
 pub mod group_commit;
 pub mod imports;
 pub mod progress;
+pub mod saves;
 pub mod scope;
 pub mod sessions;
 pub mod trace_view;

@@ -9,7 +9,7 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::post;
 use serde::Deserialize;
 
-use crate::db::annotations::{self, SaveOutcome, TraceRef};
+use crate::db::saves::{self, SaveOutcome, TraceRef};
 use crate::db::write::is_write_fault;
 use crate::domain::AnnotationInput;
 use crate::error::AppResult;
@@ -93,7 +93,7 @@ async fn annotate(
         dataset_id: dataset.id,
         sort_key: trace.sort_key,
     };
-    let outcome = match annotations::save(&state.db, target, user.id, &input).await {
+    let outcome = match saves::save(&state.db, target, user.id, &input).await {
         Ok(outcome) => outcome,
         Err(err) if is_write_fault(&err) => {
             // Not committed (a full disk, an I/O error…): the form again as typed, saying so.
