@@ -19,6 +19,7 @@ use std::panic::AssertUnwindSafe;
 
 use futures_util::FutureExt;
 use tokio::sync::{mpsc, oneshot};
+use tracing::Instrument;
 
 use super::saves::{SaveOutcome, TraceRef, save_alone, save_in};
 use super::write::Writer;
@@ -38,6 +39,8 @@ struct SaveJob {
     user: UserId,
     input: AnnotationInput,
     reply: oneshot::Sender<Answer>,
+    /// The request's span: the save's statements are logged (and counted) as its own.
+    span: tracing::Span,
 }
 
 /// The handle through which requests hand their saves to the writer task.
@@ -64,6 +67,7 @@ impl GroupCommit {
             user,
             input,
             reply,
+            span: tracing::Span::current(),
         };
         self.jobs
             .send(job)
@@ -111,7 +115,9 @@ async fn commit_batch(writer: &Writer, batch: &mut Vec<SaveJob>) {
         }
     }
     for job in batch.drain(..) {
-        let answer = save_alone(writer, job.trace, job.user, &job.input).await;
+        let answer = save_alone(writer, job.trace, job.user, &job.input)
+            .instrument(job.span.clone())
+            .await;
         let _ = job.reply.send(answer);
     }
 }
@@ -125,7 +131,9 @@ async fn save_together(writer: &Writer, batch: &[SaveJob]) -> Result<Vec<Answer>
     let mut answers = Vec::with_capacity(batch.len());
     for job in batch {
         tx.savepoint(SAVEPOINT).await?;
-        let outcome = save_in(&mut tx, writer.backend(), job.trace, job.user, &job.input).await?;
+        let outcome = save_in(&mut tx, writer.backend(), job.trace, job.user, &job.input)
+            .instrument(job.span.clone())
+            .await?;
         match outcome {
             SaveOutcome::Saved { .. } => tx.release(SAVEPOINT).await?,
             SaveOutcome::Conflict { .. } => tx.rollback_to(SAVEPOINT).await?,

@@ -2,9 +2,7 @@
 //! headers on every page, per-IP rate limits (and when proxy headers count), admin-only
 //! routes, and `serve` refusing a public address without OIDC.
 
-mod common;
-
-use common::*;
+use crate::helpers::*;
 
 /// A signed-in admin and annotator on an app holding one small dataset (`support`).
 async fn app_with_dataset(

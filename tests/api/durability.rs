@@ -2,14 +2,12 @@
 //! cannot grow (`PRAGMA max_page_count`), a Postgres commit that fails; saves are
 //! acknowledged only once committed, the writer recovers by itself, `/readyz` tells.
 
-mod common;
-
 use std::collections::HashSet;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::Duration;
 
-use common::*;
+use crate::helpers::*;
 
 fn running_as_root() -> bool {
     Command::new("id")

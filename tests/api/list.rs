@@ -1,8 +1,6 @@
 //! Acceptance tests for the trace list: keyset pages, per-annotator status, filters.
 
-mod common;
-
-use common::*;
+use crate::helpers::*;
 
 fn attr_after<'a>(page: &'a str, marker: &str) -> Option<&'a str> {
     let start = page.find(marker)? + marker.len();

@@ -1,9 +1,7 @@
 //! Acceptance tests for export: columns, one row per trace × annotator, per-user scoping,
 //! hostile content byte for byte, and the export → import round trip.
 
-mod common;
-
-use common::*;
+use crate::helpers::*;
 
 const HEADER: &str = "id,Flow Session,Turn_Number,body.user_message,response.text_output,Channel";
 

@@ -6,13 +6,11 @@
 //! without them the tests skip loudly, except under `CI=true`, where they fail.
 //! `SCREENSHOT_DIR=docs/screenshots` keeps the screenshots (otherwise they go to a temp dir).
 
-mod common;
-
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use common::*;
+use crate::helpers::*;
 use serde_json::Value;
 
 /// One browser at a time: the machine has two cores, and parallel browsers make every

@@ -1,14 +1,12 @@
 //! Acceptance tests for OIDC sign-in against a real provider process (oauth2-mock-server,
 //! pinned in `tests/oidc/package.json`), driven over HTTP the way a browser does it.
 
-mod common;
-
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::process::Stdio;
 use std::time::Duration;
 
-use common::*;
+use crate::helpers::*;
 use secrecy::SecretString;
 use tokio::io::{AsyncBufReadExt, BufReader};
 use tokio::process::{Child, Command};

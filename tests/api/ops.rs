@@ -2,13 +2,11 @@
 //! stops), start-up waiting for the database, graceful shutdown of the real binary on SIGTERM
 //! with a slow upload in flight, JSON logs, request ids, metrics and compression.
 
-mod common;
-
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::Duration;
 
-use common::*;
+use crate::helpers::*;
 use futures_util::StreamExt;
 use tokio::io::AsyncBufReadExt;
 

@@ -3,15 +3,13 @@
 //! annotation loop work through the proxy, that both instances serve, and that concurrent
 //! Pass & Next on both instances neither loses nor duplicates a save.
 
-mod common;
-
 use std::collections::{BTreeMap, BTreeSet};
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
-use common::*;
+use crate::helpers::*;
 use secrecy::SecretString;
 
 /// The shared Redis this kind of machine runs (sessions of both instances).

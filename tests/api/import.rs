@@ -1,8 +1,6 @@
 //! Acceptance tests for CSV import through the admin form and the CLI.
 
-mod common;
-
-use common::*;
+use crate::helpers::*;
 
 const BOTDOJO_HEADER: &str = "id,Flow Session,Turn_Number,Total_Turns_in_Session,body.user_message,response.text_output,AI Message,Model";
 

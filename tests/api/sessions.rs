@@ -2,11 +2,9 @@
 //! instances through Redis, carry safe cookie flags, are renewed at sign-in, expire when idle,
 //! and a signed-out request is sent to sign in without losing what the person typed.
 
-mod common;
-
 use std::time::Duration;
 
-use common::*;
+use crate::helpers::*;
 use secrecy::SecretString;
 
 const SESSION_COOKIE: &str = "tracecoder_session";

@@ -1,6 +1,5 @@
 //! Test harness: spawns the real app on port 0 with a fresh database (a SQLite file, or a
 //! new Postgres database when `TEST_BACKEND=postgres`) and drives it over HTTP.
-#![allow(dead_code)]
 
 use std::net::SocketAddr;
 use std::time::Duration;

@@ -1,9 +1,7 @@
 //! Acceptance tests for the annotation loop: Pass & Next, Fail, Skip, conflicts, progress,
 //! and per-annotator separation.
 
-mod common;
-
-use common::*;
+use crate::helpers::*;
 
 /// An app with one dataset "loop" of `convs` conversations × `turns` turns.
 async fn app_with_dataset(convs: usize, turns: usize) -> TestApp {
