@@ -665,6 +665,123 @@ async fn sigterm_lets_a_slow_upload_finish_and_exits_zero() {
     db.close().await;
 }
 
+/// Starts a paced web import on a real server and returns once its upload has answered
+/// (after the 3 s inline wait) with the import still running: 24,000 rows written in
+/// 12 batches, each followed by `IMPORT_PAUSE_MS`.
+async fn start_slow_web_import(grace_seconds: &str) -> (Serve, String, Option<tempfile::TempDir>) {
+    let (database_url, guard) = fresh_database().await;
+    let mut serve = Serve::spawn(
+        &database_url,
+        &[
+            ("IMPORT_PAUSE_MS", "500"),
+            ("IMPORT_SHUTDOWN_GRACE_SECONDS", grace_seconds),
+        ],
+    );
+    let base = serve.wait_listening().await;
+    let (admin, _) = login_at(&base, "Admin", true).await;
+    let part = reqwest::multipart::Part::bytes(simple_csv(6000, 4))
+        .file_name("slow.csv")
+        .mime_str("text/csv")
+        .expect("mime");
+    let form = reqwest::multipart::Form::new()
+        .text("dataset", "Slow")
+        .part("file", part);
+    let res = admin
+        .post(format!("{base}/admin/import"))
+        .multipart(form)
+        .send()
+        .await
+        .expect("upload");
+    assert_eq!(
+        res.status(),
+        303,
+        "the upload answers with the import's page"
+    );
+    assert_eq!(
+        import_states(&database_url).await,
+        vec!["running".to_string()],
+        "the import is still running when SIGTERM comes"
+    );
+    (serve, database_url, guard)
+}
+
+/// Every import's state, and the number of traces and conversations in the database.
+async fn import_outcome(database_url: &str) -> (Vec<String>, i64, i64) {
+    let db = tracecoder::db::Db::connect(database_url, Duration::from_secs(10))
+        .await
+        .expect("reopen database");
+    let count = |sql: &'static str| {
+        let db = db.clone();
+        async move {
+            sqlx::query_scalar::<_, i64>(sql)
+                .fetch_one(db.reader())
+                .await
+                .expect("count")
+        }
+    };
+    let traces = count("SELECT COUNT(*) FROM traces").await;
+    let conversations = count("SELECT COUNT(*) FROM conversations").await;
+    db.close().await;
+    (import_states(database_url).await, traces, conversations)
+}
+
+async fn import_states(database_url: &str) -> Vec<String> {
+    let db = tracecoder::db::Db::connect(database_url, Duration::from_secs(10))
+        .await
+        .expect("reopen database");
+    let states = sqlx::query_scalar("SELECT state FROM imports ORDER BY id")
+        .fetch_all(db.reader())
+        .await
+        .expect("imports");
+    db.close().await;
+    states
+}
+
+#[tokio::test]
+async fn sigterm_lets_a_running_web_import_finish_within_the_grace_period() {
+    let (mut serve, database_url, _guard) = start_slow_web_import("120").await;
+    serve.terminate();
+    serve
+        .wait_for("that it waits for the import", |l| {
+            l.contains("waiting for running imports to finish")
+        })
+        .await;
+    let (status, lines) = serve.exit().await;
+    assert_eq!(status.code(), Some(0), "exit 0:\n{}", lines.join("\n"));
+    assert_eq!(
+        import_outcome(&database_url).await,
+        (vec!["done".to_string()], 24_000, 6_000),
+        "the import finished before the server stopped"
+    );
+}
+
+#[tokio::test]
+async fn sigterm_after_the_grace_period_fails_a_web_import_and_leaves_no_rows() {
+    let (mut serve, database_url, _guard) = start_slow_web_import("0").await;
+    serve.terminate();
+    serve
+        .wait_for("that it stops the import", |l| {
+            l.contains("stopping the imports still running")
+        })
+        .await;
+    let (status, lines) = serve.exit().await;
+    assert_eq!(status.code(), Some(0), "exit 0:\n{}", lines.join("\n"));
+    assert_eq!(
+        import_outcome(&database_url).await,
+        (vec!["failed".to_string()], 0, 0),
+        "marked failed, nothing of it kept, nothing left running"
+    );
+    let db = tracecoder::db::Db::connect(&database_url, Duration::from_secs(10))
+        .await
+        .expect("reopen database");
+    let message: String = sqlx::query_scalar("SELECT message FROM imports")
+        .fetch_one(db.reader())
+        .await
+        .expect("message");
+    assert!(message.contains("shut down"), "{message}");
+    db.close().await;
+}
+
 #[tokio::test]
 async fn json_logs_are_json_lines_with_request_ids_and_never_cookies() {
     let (database_url, _guard) = fresh_database().await;
