@@ -764,3 +764,49 @@ async fn a_killed_cli_import_is_cleaned_up_when_the_next_server_starts() {
     assert_eq!(imports[0].0, "failed", "reaped at start: {imports:?}");
     assert_eq!((traces, conversations), (0, 0), "nothing of it is left");
 }
+
+#[tokio::test]
+async fn sigterm_stops_a_cli_import_cleanly_with_a_non_zero_exit() {
+    let app = spawn_app().await;
+    let tmp = tempfile::tempdir().unwrap();
+    let file = tmp.path().join("big.csv");
+    std::fs::write(&file, simple_csv(6000, 4)).unwrap();
+    let child = cli()
+        .args([
+            "import",
+            file.to_str().unwrap(),
+            "--dataset",
+            "Stopped",
+            "--quiet",
+            "--database-url",
+            &app.database_url,
+        ])
+        .env("IMPORT_PAUSE_MS", "500")
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    for _ in 0..600 {
+        let written = app
+            .count("SELECT COALESCE(MAX(rows_inserted), 0) FROM imports WHERE state = 'running'")
+            .await;
+        if written > 0 {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    let term = std::process::Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(term.success());
+    let out = child.wait_with_output().unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success(), "non-zero exit: {stderr}");
+    assert!(stderr.contains("nothing from it was kept"), "{stderr}");
+    let (imports, traces, conversations) = import_rows(&app.db).await;
+    assert_eq!(imports.len(), 1);
+    assert_eq!(imports[0].0, "failed", "{imports:?}");
+    assert!(imports[0].1.contains("shut down"), "{imports:?}");
+    assert_eq!((traces, conversations), (0, 0));
+}
