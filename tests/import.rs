@@ -702,12 +702,13 @@ async fn a_running_import_of_another_live_instance_is_never_reaped() {
     assert_eq!(b.count("SELECT COUNT(*) FROM traces").await, 4_000);
 }
 
-#[tokio::test]
-async fn a_killed_cli_import_is_cleaned_up_when_the_next_server_starts() {
-    let (database_url, dir) = fresh_database().await;
-    let db = tracecoder::db::Db::connect(&database_url, std::time::Duration::from_secs(10))
-        .await
-        .unwrap();
+/// A paced CLI import (24,000 rows, 0.5 s after each 2,000) into `dataset`, returned once it
+/// has written rows (bounded: the test fails rather than hangs), with the file's directory.
+async fn slow_cli_import(
+    db: &tracecoder::db::Db,
+    database_url: &str,
+    dataset: &str,
+) -> (std::process::Child, tempfile::TempDir) {
     let tmp = tempfile::tempdir().unwrap();
     let file = tmp.path().join("big.csv");
     std::fs::write(&file, simple_csv(6000, 4)).unwrap();
@@ -716,31 +717,39 @@ async fn a_killed_cli_import_is_cleaned_up_when_the_next_server_starts() {
             "import",
             file.to_str().unwrap(),
             "--dataset",
-            "Killed",
+            dataset,
             "--quiet",
-            "--database-url",
-            &database_url,
         ])
+        .args(["--database-url", database_url])
         .env("IMPORT_PAUSE_MS", "500")
         .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
         .spawn()
         .unwrap();
-    // Until it has written rows (bounded: the test fails rather than hangs).
-    let mut written = 0i64;
     for _ in 0..600 {
-        written = sqlx::query_scalar(
+        let written: i64 = sqlx::query_scalar(
             "SELECT COALESCE(MAX(rows_inserted), 0) FROM imports WHERE state = 'running'",
         )
         .fetch_one(db.reader())
         .await
         .unwrap();
         if written > 0 {
-            break;
+            return (child, tmp);
         }
         tokio::time::sleep(std::time::Duration::from_millis(50)).await;
     }
-    assert!(written > 0, "the CLI import got under way");
+    let _ = child.kill();
+    let _ = child.wait();
+    panic!("the CLI import never got under way");
+}
+
+#[tokio::test]
+async fn a_killed_cli_import_is_cleaned_up_when_the_next_server_starts() {
+    let (database_url, dir) = fresh_database().await;
+    let db = tracecoder::db::Db::connect(&database_url, std::time::Duration::from_secs(10))
+        .await
+        .unwrap();
+    let (mut child, _file) = slow_cli_import(&db, &database_url, "Killed").await;
     child.kill().unwrap(); // SIGKILL: no chance to clean up
     child.wait().unwrap();
     let (imports, traces, _) = import_rows(&db).await;
@@ -768,33 +777,7 @@ async fn a_killed_cli_import_is_cleaned_up_when_the_next_server_starts() {
 #[tokio::test]
 async fn sigterm_stops_a_cli_import_cleanly_with_a_non_zero_exit() {
     let app = spawn_app().await;
-    let tmp = tempfile::tempdir().unwrap();
-    let file = tmp.path().join("big.csv");
-    std::fs::write(&file, simple_csv(6000, 4)).unwrap();
-    let child = cli()
-        .args([
-            "import",
-            file.to_str().unwrap(),
-            "--dataset",
-            "Stopped",
-            "--quiet",
-            "--database-url",
-            &app.database_url,
-        ])
-        .env("IMPORT_PAUSE_MS", "500")
-        .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .unwrap();
-    for _ in 0..600 {
-        let written = app
-            .count("SELECT COALESCE(MAX(rows_inserted), 0) FROM imports WHERE state = 'running'")
-            .await;
-        if written > 0 {
-            break;
-        }
-        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
-    }
+    let (child, _file) = slow_cli_import(&app.db, &app.database_url, "Stopped").await;
     let term = std::process::Command::new("kill")
         .args(["-TERM", &child.id().to_string()])
         .status()

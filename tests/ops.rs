@@ -665,11 +665,16 @@ async fn sigterm_lets_a_slow_upload_finish_and_exits_zero() {
     db.close().await;
 }
 
-/// Starts a paced web import on a real server and returns once its upload has answered
-/// (after the 3 s inline wait) with the import still running: 24,000 rows written in
-/// 12 batches, each followed by `IMPORT_PAUSE_MS`.
-async fn start_slow_web_import(grace_seconds: &str) -> (Serve, String, Option<tempfile::TempDir>) {
-    let (database_url, guard) = fresh_database().await;
+/// Sends SIGTERM to a real server in the middle of a paced web import (24,000 rows written
+/// in 12 batches, each followed by `IMPORT_PAUSE_MS`; the upload answers after its 3 s inline
+/// wait with the import still running), waits for the log line `expect` and a clean exit,
+/// and returns what the database holds then: each import's (state, message), the traces
+/// and the conversations.
+async fn sigterm_during_a_slow_web_import(
+    grace_seconds: &str,
+    expect: &str,
+) -> (Vec<(String, String)>, i64, i64) {
+    let (database_url, _guard) = fresh_database().await;
     let mut serve = Serve::spawn(
         &database_url,
         &[
@@ -697,19 +702,25 @@ async fn start_slow_web_import(grace_seconds: &str) -> (Serve, String, Option<te
         303,
         "the upload answers with the import's page"
     );
-    assert_eq!(
-        import_states(&database_url).await,
-        vec!["running".to_string()],
-        "the import is still running when SIGTERM comes"
-    );
-    (serve, database_url, guard)
+    let (imports, _, _) = database_holds(&database_url).await;
+    assert_eq!(imports[0].0, "running", "still running when SIGTERM comes");
+
+    serve.terminate();
+    serve.wait_for(expect, |l| l.contains(expect)).await;
+    let (status, lines) = serve.exit().await;
+    assert_eq!(status.code(), Some(0), "exit 0:\n{}", lines.join("\n"));
+    database_holds(&database_url).await
 }
 
-/// Every import's state, and the number of traces and conversations in the database.
-async fn import_outcome(database_url: &str) -> (Vec<String>, i64, i64) {
+/// Each import's (state, message), and the number of traces and conversations.
+async fn database_holds(database_url: &str) -> (Vec<(String, String)>, i64, i64) {
     let db = tracecoder::db::Db::connect(database_url, Duration::from_secs(10))
         .await
         .expect("reopen database");
+    let imports = sqlx::query_as("SELECT state, message FROM imports ORDER BY id")
+        .fetch_all(db.reader())
+        .await
+        .expect("imports");
     let count = |sql: &'static str| {
         let db = db.clone();
         async move {
@@ -722,64 +733,26 @@ async fn import_outcome(database_url: &str) -> (Vec<String>, i64, i64) {
     let traces = count("SELECT COUNT(*) FROM traces").await;
     let conversations = count("SELECT COUNT(*) FROM conversations").await;
     db.close().await;
-    (import_states(database_url).await, traces, conversations)
-}
-
-async fn import_states(database_url: &str) -> Vec<String> {
-    let db = tracecoder::db::Db::connect(database_url, Duration::from_secs(10))
-        .await
-        .expect("reopen database");
-    let states = sqlx::query_scalar("SELECT state FROM imports ORDER BY id")
-        .fetch_all(db.reader())
-        .await
-        .expect("imports");
-    db.close().await;
-    states
+    (imports, traces, conversations)
 }
 
 #[tokio::test]
 async fn sigterm_lets_a_running_web_import_finish_within_the_grace_period() {
-    let (mut serve, database_url, _guard) = start_slow_web_import("120").await;
-    serve.terminate();
-    serve
-        .wait_for("that it waits for the import", |l| {
-            l.contains("waiting for running imports to finish")
-        })
-        .await;
-    let (status, lines) = serve.exit().await;
-    assert_eq!(status.code(), Some(0), "exit 0:\n{}", lines.join("\n"));
-    assert_eq!(
-        import_outcome(&database_url).await,
-        (vec!["done".to_string()], 24_000, 6_000),
-        "the import finished before the server stopped"
-    );
+    let (imports, traces, conversations) =
+        sigterm_during_a_slow_web_import("120", "waiting for running imports to finish").await;
+    let states: Vec<&str> = imports.iter().map(|(s, _)| s.as_str()).collect();
+    assert_eq!(states, ["done"], "finished before the server stopped");
+    assert_eq!((traces, conversations), (24_000, 6_000), "every row");
 }
 
 #[tokio::test]
 async fn sigterm_after_the_grace_period_fails_a_web_import_and_leaves_no_rows() {
-    let (mut serve, database_url, _guard) = start_slow_web_import("0").await;
-    serve.terminate();
-    serve
-        .wait_for("that it stops the import", |l| {
-            l.contains("stopping the imports still running")
-        })
-        .await;
-    let (status, lines) = serve.exit().await;
-    assert_eq!(status.code(), Some(0), "exit 0:\n{}", lines.join("\n"));
-    assert_eq!(
-        import_outcome(&database_url).await,
-        (vec!["failed".to_string()], 0, 0),
-        "marked failed, nothing of it kept, nothing left running"
-    );
-    let db = tracecoder::db::Db::connect(&database_url, Duration::from_secs(10))
-        .await
-        .expect("reopen database");
-    let message: String = sqlx::query_scalar("SELECT message FROM imports")
-        .fetch_one(db.reader())
-        .await
-        .expect("message");
-    assert!(message.contains("shut down"), "{message}");
-    db.close().await;
+    let (imports, traces, conversations) =
+        sigterm_during_a_slow_web_import("0", "stopping the imports still running").await;
+    let states: Vec<&str> = imports.iter().map(|(s, _)| s.as_str()).collect();
+    assert_eq!(states, ["failed"], "marked failed, never left running");
+    assert!(imports[0].1.contains("shut down"), "says why: {imports:?}");
+    assert_eq!((traces, conversations), (0, 0), "nothing of it kept");
 }
 
 #[tokio::test]

@@ -597,7 +597,7 @@ pub async fn reap_stale(db: &Db, stale_after_secs: i64) -> Result<usize, sqlx::E
     );
     let stale: Vec<i64> = sqlx::query_scalar(&stale_sql)
         .bind(stale_after_secs)
-        .fetch_all(db.writer())
+        .fetch_all(db.reader())
         .await?;
     let claim_sql = format!(
         "UPDATE imports SET owner = $1, heartbeat_at = {now}
