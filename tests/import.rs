@@ -1,4 +1,5 @@
-//! Acceptance tests for CSV import through the admin form and the CLI.
+//! Acceptance tests for CSV import through the admin form and the CLI: files, trace ids,
+//! dataset names, and what becomes of an import whose process stops (SIGTERM, kill -9).
 
 mod common;
 
@@ -564,6 +565,11 @@ async fn different_names_never_share_a_slug_and_the_cli_finds_datasets_by_name_o
         "a name wins over a slug"
     );
     assert_eq!(exported("foo-2"), ["plain", "third"], "by slug");
+    assert_eq!(
+        exported("FOO-2"),
+        ["plain", "third"],
+        "by slug, in any case"
+    );
     assert_eq!(exported("foo-3"), ["third"]);
     let (ok, _, stderr) = run_cli(&app, &["export", "--dataset", "foo-4"]);
     assert!(!ok && stderr.contains("no dataset"), "{stderr}");

@@ -100,12 +100,12 @@ async fn by_name_key(db: &Db, key: &str) -> Result<Option<Dataset>, sqlx::Error>
 }
 
 /// What a command line's `--dataset` names: a dataset's name first (as an import would
-/// read it), else its slug.
+/// read it), else its slug (slugs are lowercase, so in any case).
 pub async fn by_name_or_slug(db: &Db, given: &str) -> Result<Option<Dataset>, sqlx::Error> {
     fill_missing_name_keys(db).await?;
     match by_name_key(db, &key_of(given)).await? {
         Some(d) => Ok(Some(d)),
-        None => by_slug(db, given.trim()).await,
+        None => by_slug(db, &given.trim().to_ascii_lowercase()).await,
     }
 }
 
