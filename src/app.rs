@@ -10,7 +10,8 @@ use tokio::net::TcpListener;
 use crate::auth::oidc::OidcClient;
 use crate::auth::sessions;
 use crate::config::Config;
-use crate::db::{Db, imports};
+use crate::db::Db;
+use crate::import::tasks::ImportTasks;
 use crate::state::{App, AppState};
 
 /// A bound, ready-to-serve application.
@@ -38,15 +39,21 @@ impl Application {
         std::fs::create_dir_all(&upload_dir)
             .with_context(|| format!("creating {}", upload_dir.display()))?;
         let (_, handle) = crate::web::metrics();
+        let imports = ImportTasks::default();
+        // Before serving: an import left "running" by a process that died is failed and
+        // cleaned up now, not minutes later.
+        imports
+            .start_reaper(db.clone(), config.import_stale_after)
+            .await;
         let state = AppState(Arc::new(App {
-            db: db.clone(),
+            db,
             config: config.clone(),
             oidc,
             upload_dir,
             metrics: Some(handle.clone()),
             redis,
+            imports,
         }));
-        spawn_import_reaper(db);
         let router = crate::web::router(state.clone(), store)?;
         let listener = TcpListener::bind(config.bind)
             .await
@@ -68,7 +75,8 @@ impl Application {
         &self.state
     }
 
-    /// Serves until `shutdown` resolves, then lets in-flight requests finish.
+    /// Serves until `shutdown` resolves, then lets in-flight requests finish, then lets
+    /// running imports finish within the grace period (and stops the rest cleanly).
     pub async fn run_until(
         self,
         shutdown: impl std::future::Future<Output = ()> + Send + 'static,
@@ -82,6 +90,10 @@ impl Application {
         )
         .with_graceful_shutdown(shutdown)
         .await?;
+        self.state
+            .imports
+            .shutdown(self.state.config.import_grace)
+            .await;
         self.state.db.close().await;
         tracing::info!("stopped");
         Ok(())
@@ -93,8 +105,14 @@ impl Application {
     }
 }
 
-/// Resolves on SIGINT (Ctrl-C) or SIGTERM.
+/// Resolves on SIGINT (Ctrl-C) or SIGTERM, saying so in the log.
 pub async fn shutdown_signal() {
+    stop_signal().await;
+    tracing::info!("shutting down: finishing in-flight requests");
+}
+
+/// Resolves on SIGINT (Ctrl-C) or SIGTERM.
+pub async fn stop_signal() {
     let ctrl_c = async {
         let _ = tokio::signal::ctrl_c().await;
     };
@@ -110,20 +128,4 @@ pub async fn shutdown_signal() {
     #[cfg(not(unix))]
     let term = std::future::pending::<()>();
     tokio::select! { _ = ctrl_c => {}, _ = term => {} }
-    tracing::info!("shutting down: finishing in-flight requests");
-}
-
-/// Cleans up imports whose process died mid-way (no heartbeat for 5 minutes).
-fn spawn_import_reaper(db: Db) {
-    tokio::spawn(async move {
-        let mut tick = tokio::time::interval(Duration::from_secs(60));
-        loop {
-            tick.tick().await;
-            match imports::reap_stale(&db, 300).await {
-                Ok(0) => {}
-                Ok(n) => tracing::warn!(count = n, "cleaned up interrupted imports"),
-                Err(e) => tracing::debug!(error = %e, "import reaper could not run"),
-            }
-        }
-    });
 }

@@ -13,7 +13,6 @@ use secrecy::SecretString;
 
 use crate::config::{self, Config, ConfigError, DEFAULT_DATABASE_URL, OidcConfig};
 use crate::db::{Db, Role, datasets, users};
-use crate::domain::Slug;
 use crate::export::{ExportOptions, Exporter, Format};
 use crate::{Application, import};
 
@@ -97,6 +96,13 @@ pub struct ServeArgs {
     /// Milliseconds to pause after each 2,000-row batch a form import writes (throttling).
     #[arg(long, env = "IMPORT_PAUSE_MS", default_value_t = 0)]
     pub import_pause_ms: u64,
+    /// On SIGTERM, seconds running imports get to finish before they are stopped (and
+    /// marked failed, their rows removed).
+    #[arg(long, env = "IMPORT_SHUTDOWN_GRACE_SECONDS", default_value_t = 20)]
+    pub import_shutdown_grace_seconds: u64,
+    /// Seconds without a heartbeat after which an import is taken for dead and cleaned up.
+    #[arg(long, env = "IMPORT_STALE_SECONDS", default_value_t = 15)]
+    pub import_stale_seconds: u64,
     /// Load a generated demo dataset when the database has no traces yet.
     #[arg(long, env = "TRACECODER_DEMO", default_value_t = false)]
     pub demo: bool,
@@ -106,12 +112,19 @@ pub struct ServeArgs {
 pub struct ImportArgs {
     /// The CSV file.
     pub file: PathBuf,
-    /// Dataset name (created if it does not exist).
+    /// Dataset name (created if no dataset has this name; case and spacing do not matter).
     #[arg(long)]
     pub dataset: String,
     /// No progress bar.
     #[arg(long)]
     pub quiet: bool,
+    /// Milliseconds to pause after each 2,000-row batch (throttling on a busy box).
+    #[arg(long, env = "IMPORT_PAUSE_MS", default_value_t = 0)]
+    pub pause_ms: u64,
+    /// Seconds without a heartbeat after which servers take an import for dead; use the
+    /// servers' value.
+    #[arg(long, env = "IMPORT_STALE_SECONDS", default_value_t = 15)]
+    pub stale_seconds: u64,
 }
 
 #[derive(Args, Debug)]
@@ -130,6 +143,10 @@ pub struct ExportArgs {
     /// Only this annotator's annotations (by email).
     #[arg(long)]
     pub annotator: Option<String>,
+    /// CSV: write cells exactly as stored. Without it, cells starting with `=`, `+`, `-`,
+    /// `@`, a tab or a carriage return get a leading `'` so spreadsheets do not run them.
+    #[arg(long)]
+    pub raw: bool,
 }
 
 #[derive(Subcommand, Debug)]
@@ -177,6 +194,8 @@ impl ServeArgs {
             demo: self.demo,
             request_timeout: Duration::from_secs(30),
             import_pause: Duration::from_millis(self.import_pause_ms),
+            import_grace: Duration::from_secs(self.import_shutdown_grace_seconds),
+            import_stale_after: Duration::from_secs(self.import_stale_seconds.max(1)),
         };
         config.validate()?;
         Ok(config)
@@ -240,12 +259,30 @@ async fn import_file(database_url: &str, args: ImportArgs) -> anyhow::Result<Exi
         .map(|n| n.to_string_lossy().to_string())
         .unwrap_or_default();
     let pending = match import::register(&db, &args.dataset, &name, None, size as i64).await {
-        Ok(p) => p,
+        Ok(p) => import::PendingImport {
+            pause_between_batches: Duration::from_millis(args.pause_ms),
+            heartbeat_every: import::heartbeat_every(Duration::from_secs(
+                args.stale_seconds.max(1),
+            )),
+            ..p
+        },
         Err(e) => {
             eprintln!("error: {e}");
             return Ok(ExitCode::FAILURE);
         }
     };
+    if pending.new_dataset {
+        eprintln!(
+            "New dataset \"{}\" at /d/{}",
+            pending.dataset_name, pending.dataset_slug
+        );
+    }
+    // Ctrl-C or SIGTERM stops the import cleanly: its rows are removed, it is marked failed.
+    let shutdown = pending.shutdown.clone();
+    let _on_signal = tokio_util::task::AbortOnDropHandle::new(tokio::spawn(async move {
+        crate::app::stop_signal().await;
+        shutdown.cancel();
+    }));
     let bar = if args.quiet {
         ProgressBar::hidden()
     } else {
@@ -264,15 +301,26 @@ async fn import_file(database_url: &str, args: ImportArgs) -> anyhow::Result<Exi
     });
     let started = std::time::Instant::now();
     let reader = std::io::BufReader::with_capacity(256 * 1024, file);
-    let report = import::run(&db, &pending, reader, Some(progress)).await?;
+    let report = match import::run(&db, &pending, reader, Some(progress)).await {
+        Ok(report) => report,
+        Err(e) => {
+            bar.finish_and_clear();
+            if e.downcast_ref::<import::Stopped>().is_some() {
+                eprintln!("error: {e}; nothing from it was kept");
+                return Ok(ExitCode::FAILURE);
+            }
+            return Err(e);
+        }
+    };
     bar.finish_and_clear();
     let secs = started.elapsed().as_secs_f64();
     if report.ok {
         println!("{}", report.message);
         println!(
-            "{} rows read in {secs:.2} s ({:.0} rows/s). Dataset: {}",
+            "{} rows read in {secs:.2} s ({:.0} rows/s). Dataset: {} (/d/{})",
             report.rows_read,
             report.rows_read as f64 / secs.max(1e-9),
+            pending.dataset_name,
             report.dataset_slug
         );
         Ok(ExitCode::SUCCESS)
@@ -297,12 +345,7 @@ async fn import_file(database_url: &str, args: ImportArgs) -> anyhow::Result<Exi
 
 async fn export(database_url: &str, args: ExportArgs) -> anyhow::Result<ExitCode> {
     let db = connect(database_url).await?;
-    let slug = Slug::parse(&args.dataset).or_else(|| Slug::from_name(&args.dataset));
-    let dataset = match slug {
-        Some(s) => datasets::by_slug(&db, s.as_str()).await?,
-        None => None,
-    };
-    let Some(dataset) = dataset else {
+    let Some(dataset) = datasets::by_name_or_slug(&db, &args.dataset).await? else {
         eprintln!("error: there is no dataset \"{}\"", args.dataset);
         return Ok(ExitCode::FAILURE);
     };
@@ -320,6 +363,7 @@ async fn export(database_url: &str, args: ExportArgs) -> anyhow::Result<ExitCode
         format: args.format,
         only_user,
         include_unannotated: args.all_traces,
+        raw: args.raw,
     };
     let mut exporter = Exporter::new(db, &dataset, options);
     let mut out: Box<dyn Write> = match &args.out {

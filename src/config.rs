@@ -44,6 +44,12 @@ pub struct Config {
     /// Pause after each 2,000-row batch a form import writes: throttles imports on a busy box
     /// (and lets tests watch an import's progress).
     pub import_pause: Duration,
+    /// On shutdown, how long running imports may take to finish before they are stopped,
+    /// cleaned up and marked failed.
+    pub import_grace: Duration,
+    /// An import whose heartbeat is older than this is taken for dead and cleaned up (its
+    /// runner beats five times as often). Give every process on one database the same value.
+    pub import_stale_after: Duration,
 }
 
 /// OIDC client settings.
@@ -78,6 +84,8 @@ impl Config {
             demo: false,
             request_timeout: Duration::from_secs(30),
             import_pause: Duration::ZERO,
+            import_grace: Duration::from_secs(20),
+            import_stale_after: crate::import::DEFAULT_STALE_AFTER,
         }
     }
 

@@ -42,8 +42,8 @@ impl AppError {
     pub fn public_message(&self) -> String {
         match self {
             AppError::Unavailable(_) => {
-                "The database is not reachable right now. Nothing was lost; \
-                 please try again in a moment."
+                "The database is not reachable right now. If you were saving, nothing was \
+                 saved: please try again in a moment."
                     .to_string()
             }
             AppError::Internal(_) => {

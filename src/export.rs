@@ -63,6 +63,54 @@ pub struct ExportOptions {
     pub only_user: Option<i64>,
     /// Also emit traces nobody (in scope) annotated, with empty annotation columns.
     pub include_unannotated: bool,
+    /// CSV: write every cell exactly as stored. Otherwise a cell that a spreadsheet would run
+    /// as a formula gets a leading `'` (see [`neutralize`]). JSONL is always exact.
+    pub raw: bool,
+}
+
+/// A CSV cell a spreadsheet will not run as a formula: one starting with `=`, `+`, `-`, `@`,
+/// a tab or a carriage return gets a leading `'` (OWASP's advice on CSV injection). Spreadsheets
+/// show the text; tools reading the file see the `'`, so exports meant for re-import or
+/// scripts use the raw option.
+pub fn neutralize(cell: &str) -> Cow<'_, str> {
+    match cell.as_bytes().first() {
+        Some(b'=' | b'+' | b'-' | b'@' | b'\t' | b'\r') => Cow::Owned(format!("'{cell}")),
+        _ => Cow::Borrowed(cell),
+    }
+}
+
+/// The output names of the dataset's own columns, as `cell` writes them, made unique: a name
+/// already taken by an annotation column (a re-imported export has `open_codes` of its own)
+/// or by an earlier column becomes `source_{name}`, or `source_{name}_2`, `_3`… if that is
+/// taken too. Columns that clash with nothing keep their names.
+pub fn output_columns<'a>(
+    columns: &'a [String],
+    cell: impl Fn(&'a str) -> Cow<'a, str>,
+) -> Vec<String> {
+    let written: Vec<String> = columns.iter().map(|c| cell(c).into_owned()).collect();
+    let mut taken: std::collections::HashSet<String> = ANNOTATION_COLUMNS
+        .iter()
+        .map(|c| c.to_string())
+        .chain(written.iter().cloned())
+        .collect();
+    let mut seen = std::collections::HashSet::new();
+    let mut out = Vec::with_capacity(written.len());
+    for name in written {
+        if !ANNOTATION_COLUMNS.contains(&name.as_str()) && seen.insert(name.clone()) {
+            out.push(name);
+            continue;
+        }
+        let mut candidate = format!("source_{name}");
+        let mut n = 2;
+        while taken.contains(&candidate) {
+            candidate = format!("source_{name}_{n}");
+            n += 1;
+        }
+        taken.insert(candidate.clone());
+        seen.insert(candidate.clone());
+        out.push(candidate);
+    }
+    out
 }
 
 /// A trace's stored fields.
@@ -129,7 +177,10 @@ pub struct Exporter {
     columns: Vec<String>,
     /// For each original column, the trace field it came from (None = metadata).
     fields: Vec<Option<&'static str>>,
-    /// JSONL keys (the columns, then the annotation columns), JSON-encoded with a colon.
+    /// The CSV header: the columns' output names, then the annotation columns.
+    csv_header: Vec<String>,
+    /// JSONL keys (the columns' output names, then the annotation columns), JSON-encoded
+    /// with a colon.
     json_keys: Arc<[String]>,
     options: ExportOptions,
     /// Keyset of the walk: the last trace sort key paged (trace walk) or the last
@@ -159,7 +210,15 @@ impl Exporter {
             Ok(map) => (0..columns.len()).map(|i| map.field_of(i)).collect(),
             Err(_) => vec![None; columns.len()],
         };
-        let json_keys = columns
+        let csv_header = if options.raw {
+            output_columns(&columns, Cow::Borrowed)
+        } else {
+            output_columns(&columns, neutralize)
+        }
+        .into_iter()
+        .chain(ANNOTATION_COLUMNS.map(String::from))
+        .collect();
+        let json_keys = output_columns(&columns, Cow::Borrowed)
             .iter()
             .map(String::as_str)
             .chain(ANNOTATION_COLUMNS)
@@ -170,6 +229,7 @@ impl Exporter {
             dataset_id: dataset.id,
             columns,
             fields,
+            csv_header,
             json_keys,
             options,
             after: (0, 0),
@@ -188,16 +248,16 @@ impl Exporter {
             self.started = true;
             if self.options.format == Format::Csv {
                 let mut w = csv::Writer::from_writer(&mut out);
-                let header = self
-                    .columns
-                    .iter()
-                    .map(String::as_str)
-                    .chain(ANNOTATION_COLUMNS);
-                w.write_record(header)?;
+                w.write_record(&self.csv_header)?;
                 w.flush()?;
             }
         }
-        let mut sink = Sink::new(self.options.format, self.json_keys.clone(), out);
+        let mut sink = Sink::new(
+            self.options.format,
+            !self.options.raw,
+            self.json_keys.clone(),
+            out,
+        );
         while !self.finished && sink.rows == 0 {
             if self.options.include_unannotated {
                 self.trace_walk_step(&mut sink).await?;
@@ -384,6 +444,8 @@ impl Exporter {
 /// Where one chunk's rows are written: a CSV writer, or JSON lines.
 struct Sink {
     out: SinkOut,
+    /// CSV: neutralize formula-like cells.
+    neutralize: bool,
     /// JSONL: each column's key, JSON-encoded, with its colon.
     json_keys: Arc<[String]>,
     rows: u64,
@@ -395,13 +457,14 @@ enum SinkOut {
 }
 
 impl Sink {
-    fn new(format: Format, json_keys: Arc<[String]>, out: Vec<u8>) -> Sink {
+    fn new(format: Format, neutralize: bool, json_keys: Arc<[String]>, out: Vec<u8>) -> Sink {
         let out = match format {
             Format::Csv => SinkOut::Csv(Box::new(csv::Writer::from_writer(out))),
             Format::Jsonl => SinkOut::Jsonl(out),
         };
         Sink {
             out,
+            neutralize,
             json_keys,
             rows: 0,
         }
@@ -421,7 +484,12 @@ impl Sink {
         match &mut self.out {
             SinkOut::Csv(w) => {
                 for value in values {
-                    w.write_field(value.unwrap_or(""))?;
+                    let value = value.unwrap_or("");
+                    if self.neutralize {
+                        w.write_field(neutralize(value).as_bytes())?;
+                    } else {
+                        w.write_field(value)?;
+                    }
                 }
                 w.write_record(None::<&[u8]>)?;
             }
@@ -492,4 +560,50 @@ fn rfc3339(secs: i64) -> String {
         .ok()
         .and_then(|t| t.format(&Rfc3339).ok())
         .unwrap_or_default()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn formula_cells_get_a_quote_and_others_stay() {
+        for cell in ["=1+2", "+1", "-1", "@SUM(A1)", "\tx", "\rx"] {
+            assert_eq!(neutralize(cell), format!("'{cell}"), "{cell:?}");
+        }
+        for cell in ["", "a=b", " =1", "'=1", "1-2", "\nx", "＝1"] {
+            assert!(
+                matches!(neutralize(cell), Cow::Borrowed(c) if c == cell),
+                "{cell:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn columns_named_like_annotation_columns_are_renamed_deterministically() {
+        let cols = |c: &[&str]| c.iter().map(|s| s.to_string()).collect::<Vec<_>>();
+        let source = cols(&[
+            "id",
+            "open_codes",
+            "source_open_codes",
+            "annotator_email",
+            "x",
+        ]);
+        assert_eq!(
+            output_columns(&source, Cow::Borrowed),
+            cols(&[
+                "id",
+                "source_open_codes_2",
+                "source_open_codes",
+                "source_annotator_email",
+                "x"
+            ])
+        );
+        // Two names that neutralize to one are told apart too.
+        let source = cols(&["=a", "'=a"]);
+        assert_eq!(
+            output_columns(&source, neutralize),
+            cols(&["'=a", "source_'=a"])
+        );
+    }
 }

@@ -665,6 +665,96 @@ async fn sigterm_lets_a_slow_upload_finish_and_exits_zero() {
     db.close().await;
 }
 
+/// Sends SIGTERM to a real server in the middle of a paced web import (24,000 rows written
+/// in 12 batches, each followed by `IMPORT_PAUSE_MS`; the upload answers after its 3 s inline
+/// wait with the import still running), waits for the log line `expect` and a clean exit,
+/// and returns what the database holds then: each import's (state, message), the traces
+/// and the conversations.
+async fn sigterm_during_a_slow_web_import(
+    grace_seconds: &str,
+    expect: &str,
+) -> (Vec<(String, String)>, i64, i64) {
+    let (database_url, _guard) = fresh_database().await;
+    let mut serve = Serve::spawn(
+        &database_url,
+        &[
+            ("IMPORT_PAUSE_MS", "500"),
+            ("IMPORT_SHUTDOWN_GRACE_SECONDS", grace_seconds),
+        ],
+    );
+    let base = serve.wait_listening().await;
+    let (admin, _) = login_at(&base, "Admin", true).await;
+    let part = reqwest::multipart::Part::bytes(simple_csv(6000, 4))
+        .file_name("slow.csv")
+        .mime_str("text/csv")
+        .expect("mime");
+    let form = reqwest::multipart::Form::new()
+        .text("dataset", "Slow")
+        .part("file", part);
+    let res = admin
+        .post(format!("{base}/admin/import"))
+        .multipart(form)
+        .send()
+        .await
+        .expect("upload");
+    assert_eq!(
+        res.status(),
+        303,
+        "the upload answers with the import's page"
+    );
+    let (imports, _, _) = database_holds(&database_url).await;
+    assert_eq!(imports[0].0, "running", "still running when SIGTERM comes");
+
+    serve.terminate();
+    serve.wait_for(expect, |l| l.contains(expect)).await;
+    let (status, lines) = serve.exit().await;
+    assert_eq!(status.code(), Some(0), "exit 0:\n{}", lines.join("\n"));
+    database_holds(&database_url).await
+}
+
+/// Each import's (state, message), and the number of traces and conversations.
+async fn database_holds(database_url: &str) -> (Vec<(String, String)>, i64, i64) {
+    let db = tracecoder::db::Db::connect(database_url, Duration::from_secs(10))
+        .await
+        .expect("reopen database");
+    let imports = sqlx::query_as("SELECT state, message FROM imports ORDER BY id")
+        .fetch_all(db.reader())
+        .await
+        .expect("imports");
+    let count = |sql: &'static str| {
+        let db = db.clone();
+        async move {
+            sqlx::query_scalar::<_, i64>(sql)
+                .fetch_one(db.reader())
+                .await
+                .expect("count")
+        }
+    };
+    let traces = count("SELECT COUNT(*) FROM traces").await;
+    let conversations = count("SELECT COUNT(*) FROM conversations").await;
+    db.close().await;
+    (imports, traces, conversations)
+}
+
+#[tokio::test]
+async fn sigterm_lets_a_running_web_import_finish_within_the_grace_period() {
+    let (imports, traces, conversations) =
+        sigterm_during_a_slow_web_import("120", "waiting for running imports to finish").await;
+    let states: Vec<&str> = imports.iter().map(|(s, _)| s.as_str()).collect();
+    assert_eq!(states, ["done"], "finished before the server stopped");
+    assert_eq!((traces, conversations), (24_000, 6_000), "every row");
+}
+
+#[tokio::test]
+async fn sigterm_after_the_grace_period_fails_a_web_import_and_leaves_no_rows() {
+    let (imports, traces, conversations) =
+        sigterm_during_a_slow_web_import("0", "stopping the imports still running").await;
+    let states: Vec<&str> = imports.iter().map(|(s, _)| s.as_str()).collect();
+    assert_eq!(states, ["failed"], "marked failed, never left running");
+    assert!(imports[0].1.contains("shut down"), "says why: {imports:?}");
+    assert_eq!((traces, conversations), (0, 0), "nothing of it kept");
+}
+
 #[tokio::test]
 async fn json_logs_are_json_lines_with_request_ids_and_never_cookies() {
     let (database_url, _guard) = fresh_database().await;

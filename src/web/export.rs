@@ -20,6 +20,12 @@ use crate::web::traces;
 pub struct ExportQuery {
     /// `1` to include traces without an annotation in scope.
     all: Option<String>,
+    /// `1`: CSV cells exactly as stored, without the formula guard (see `export::neutralize`).
+    raw: Option<String>,
+}
+
+fn flag(value: Option<&str>) -> bool {
+    value.is_some_and(|v| v == "1" || v == "true")
 }
 
 pub fn router() -> Router<AppState> {
@@ -45,7 +51,8 @@ async fn export(
     let options = ExportOptions {
         format,
         only_user: if user.admin() { None } else { Some(user.id) },
-        include_unannotated: q.all.as_deref().is_some_and(|v| v == "1" || v == "true"),
+        include_unannotated: flag(q.all.as_deref()),
+        raw: flag(q.raw.as_deref()),
     };
     let mut exporter = Exporter::new(state.db.clone(), &dataset, options);
     // Fail before the headers go out if the first page cannot be read.
