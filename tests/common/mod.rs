@@ -83,6 +83,7 @@ pub async fn spawn_app_on(
 ) -> TestApp {
     let mut config = Config::local(database_url.clone());
     config.login_burst = 1000;
+    config.login_account_burst = 1000;
     config.import_burst = 1000;
     adjust(&mut config);
     let app = tracecoder::Application::build(config)
