@@ -171,7 +171,10 @@ impl Config {
                     .into(),
             ));
         }
-        if self.metrics_bind.is_some_and(|m| m == self.bind) {
+        if self
+            .metrics_bind
+            .is_some_and(|m| m == self.bind && m.port() != 0)
+        {
             return Err(ConfigError(format!(
                 "METRICS_BIND {} is the same address as BIND: give the metrics their own port",
                 self.bind

@@ -140,25 +140,33 @@ impl Site {
             .any(|n| n.scheme == url.scheme() && n.host == host && n.port == port)
     }
 
-    /// Why a request's `Host` is refused, or `None` when it is ours.
-    fn refuses_host(&self, parts: &Request<axum::body::Body>) -> Option<String> {
-        let host = parts
+    /// Whether a request names this site: `Ok` when its `Host` (and the authority of an
+    /// absolute request target, if any) is ours, else the name it used (`None`: it named no
+    /// host at all).
+    fn names_us(&self, request: &Request<axum::body::Body>) -> Result<(), Option<String>> {
+        let host = request
             .headers()
             .get(axum::http::header::HOST)
-            .map(|h| h.to_str().unwrap_or("(not text)"));
-        let target = parts.uri().authority().map(|a| a.as_str());
-        match (host, target) {
-            (None, None) => Some("(none)".into()),
-            (Some(h), _) if !self.knows_authority(h) => Some(h.to_string()),
-            (_, Some(t)) if !self.knows_authority(t) => Some(t.to_string()),
-            _ => None,
+            .map(|h| String::from_utf8_lossy(h.as_bytes()).into_owned());
+        let target = request.uri().authority().map(|a| a.as_str().to_string());
+        if host.is_none() && target.is_none() {
+            return Err(None);
+        }
+        match [host, target]
+            .into_iter()
+            .flatten()
+            .find(|name| !self.knows_authority(name))
+        {
+            Some(other) => Err(Some(other)),
+            None => Ok(()),
         }
     }
 }
 
 /// Middleware: refuses a request whose `Host` is not one of the site's names with `421
-/// Misdirected Request` (RFC 9110 §15.5.20: this server does not serve that authority),
-/// before it reaches sessions or handlers. Probes are answered under any name.
+/// Misdirected Request` (RFC 9110 §15.5.20: this server does not serve that authority), and
+/// one without any `Host` with `400` (RFC 9112 §3.2), before it reaches sessions or
+/// handlers. Probes are answered under any name.
 pub async fn check_host(
     axum::extract::State(site): axum::extract::State<Arc<Site>>,
     request: Request<axum::body::Body>,
@@ -167,22 +175,35 @@ pub async fn check_host(
     if is_probe(request.uri().path()) {
         return next.run(request).await;
     }
-    let Some(claimed) = site.refuses_host(&request) else {
-        return next.run(request).await;
+    let (status, message) = match site.names_us(&request) {
+        Ok(()) => return next.run(request).await,
+        Err(None) => (
+            StatusCode::BAD_REQUEST,
+            format!(
+                "The request did not say which site it is for (no Host header). Open {}.",
+                site.canonical
+            ),
+        ),
+        Err(Some(name)) => {
+            tracing::warn!(host = %name, "refused a request for another host name");
+            (
+                StatusCode::MISDIRECTED_REQUEST,
+                format!(
+                    "This server does not answer to the name \"{name}\". Open {} instead. If a \
+                     link or another site brought you here, it may be trying to reach this \
+                     server under its own name, so nothing was done.",
+                    site.canonical
+                ),
+            )
+        }
     };
-    tracing::warn!(host = %claimed, "refused a request for another host name");
     let page = ErrorPage {
         title: "Wrong address".into(),
-        status: 421,
-        message: format!(
-            "This server does not answer to the name \"{claimed}\". Open {} instead. If a link \
-             or another site brought you here, it may be trying to reach this server under \
-             its own name, so nothing was done.",
-            site.canonical
-        ),
+        status: status.as_u16(),
+        message,
         nav: None,
     };
-    page.into_error_response(StatusCode::MISDIRECTED_REQUEST)
+    page.into_error_response(status)
 }
 
 /// Middleware: refuses cross-site state-changing requests (every method but GET, HEAD and
@@ -390,6 +411,65 @@ impl AccountLimiter {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn dev_site(port: u16) -> Site {
+        Site::new(
+            &Config::local("sqlite::memory:"),
+            SocketAddr::from(([127, 0, 0, 1], port)),
+        )
+    }
+
+    #[test]
+    fn the_development_site_answers_to_loopback_names_on_its_port_only() {
+        let site = dev_site(3000);
+        for ok in [
+            "127.0.0.1:3000",
+            "localhost:3000",
+            "LocalHost:3000",
+            "[::1]:3000",
+        ] {
+            assert!(site.knows_authority(ok), "{ok}");
+        }
+        for bad in [
+            "evil.example:3000",
+            "evil.example",
+            "127.0.0.1:3001",
+            "127.0.0.1",
+            "localhost.:3000",
+            "127.0.0.2:3000",
+            "user@127.0.0.1:3000",
+            "",
+        ] {
+            assert!(!site.knows_authority(bad), "{bad}");
+        }
+        assert!(site.knows_origin("http://localhost:3000"));
+        assert!(site.knows_origin("http://[::1]:3000"));
+        assert!(
+            !site.knows_origin("https://localhost:3000"),
+            "another scheme"
+        );
+        assert!(!site.knows_origin("http://localhost:3001"));
+        assert!(!site.knows_origin("http://evil.example:3000"));
+        assert!(!site.knows_origin("null"));
+        // Port 80 may be left out, as a browser does.
+        assert!(dev_site(80).knows_authority("localhost"));
+        assert!(dev_site(80).knows_origin("http://localhost"));
+    }
+
+    #[test]
+    fn with_a_public_url_only_its_name_counts() {
+        let mut config = Config::local("sqlite::memory:");
+        config.public_url = Some("https://Tracecoder.example.com".parse().unwrap());
+        let site = Site::new(&config, SocketAddr::from(([10, 0, 0, 11], 3000)));
+        assert!(site.knows_authority("tracecoder.example.com"));
+        assert!(site.knows_authority("tracecoder.example.com:443"));
+        assert!(!site.knows_authority("tracecoder.example.com:80"));
+        assert!(!site.knows_authority("10.0.0.11:3000"));
+        assert!(!site.knows_authority("localhost:3000"));
+        assert!(site.knows_origin("https://tracecoder.example.com"));
+        assert!(!site.knows_origin("http://tracecoder.example.com"));
+        assert!(!site.knows_origin("https://evil.example"));
+    }
 
     fn headers(pairs: &[(&'static str, &'static str)]) -> HeaderMap {
         let mut h = HeaderMap::new();

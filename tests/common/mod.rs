@@ -49,6 +49,8 @@ pub async fn fresh_database() -> (String, Option<tempfile::TempDir>) {
 /// A running app and what a test needs to talk to it.
 pub struct TestApp {
     pub addr: SocketAddr,
+    /// The separate `/metrics` address, when `metrics_bind` was set.
+    pub metrics_addr: Option<SocketAddr>,
     pub base: String,
     pub db: Db,
     pub database_url: String,
@@ -90,6 +92,7 @@ pub async fn spawn_app_on(
         .await
         .expect("app builds");
     let addr = app.local_addr();
+    let metrics_addr = app.metrics_addr();
     let db = app.state().db.clone();
     let (tx, rx) = tokio::sync::oneshot::channel::<()>();
     let handle = tokio::spawn(app.run_until(async move {
@@ -97,6 +100,7 @@ pub async fn spawn_app_on(
     }));
     TestApp {
         addr,
+        metrics_addr,
         base: format!("http://{addr}"),
         db,
         database_url,
