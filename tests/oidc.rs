@@ -747,6 +747,35 @@ async fn admin_grant_refuses_an_email_the_provider_did_not_verify() {
 }
 
 #[tokio::test]
+async fn sign_ins_are_limited_per_account_not_only_per_address() {
+    let Some(provider) = Provider::start().await else {
+        return;
+    };
+    let app = spawn_oidc_app(&provider, |c| {
+        c.login_account_burst = 2;
+        c.rate_limit_period = Duration::from_secs(3600);
+    })
+    .await;
+    provider
+        .identity("busy-1", "busy@example.com", "Busy")
+        .await;
+    for _ in 0..2 {
+        assert_eq!(sign_in(&app, &provider, &client(), "/").await.status(), 303);
+    }
+    let c = client();
+    let res = sign_in(&app, &provider, &c, "/").await;
+    assert_eq!(res.status(), 429, "the third sign-in of one account");
+    assert!(res.text().await.unwrap().contains("for this account"));
+    assert_eq!(app.get(&c, "/").await.status(), 303, "not signed in");
+
+    // Someone else, from the same address, is not affected.
+    provider
+        .identity("calm-1", "calm@example.com", "Calm")
+        .await;
+    assert_eq!(sign_in(&app, &provider, &client(), "/").await.status(), 303);
+}
+
+#[tokio::test]
 async fn the_providers_error_text_is_logged_never_shown() {
     let Some(provider) = Provider::start().await else {
         return;

@@ -803,6 +803,28 @@ async fn sign_in_limits_count_per_account_and_do_not_lock_out_an_office() {
     );
 }
 
+#[tokio::test]
+async fn a_form_that_never_finishes_arriving_gets_the_timeout_page() {
+    let app = spawn_app_with(|c| c.request_timeout = std::time::Duration::from_secs(1)).await;
+    let body = futures_util::StreamExt::chain(
+        futures_util::stream::iter([Ok::<_, std::io::Error>(b"name=Slow".to_vec())]),
+        futures_util::stream::pending(),
+    );
+    let res = client()
+        .post(app.url("/login"))
+        .header("content-type", "application/x-www-form-urlencoded")
+        .body(reqwest::Body::wrap_stream(body))
+        .send()
+        .await
+        .expect("an answer before the body ends");
+    assert_eq!(res.status(), 408);
+    let page = res.text().await.unwrap_or_default();
+    assert!(
+        page.contains("error-card") && page.contains("took too long"),
+        "{page}"
+    );
+}
+
 async fn login_response(app: &TestApp, name: &str, ip: &str) -> reqwest::Response {
     client()
         .post(app.url("/login"))
