@@ -70,7 +70,7 @@ pub fn raise_open_file_limit() -> Option<u64> {
                 lim.rlim_cur = wanted;
             }
         }
-        Some(lim.rlim_cur as u64)
+        Some(lim.rlim_cur)
     }
     #[cfg(not(unix))]
     {

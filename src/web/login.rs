@@ -100,7 +100,7 @@ async fn dev_login(
         return Ok((StatusCode::UNPROCESSABLE_ENTITY, page).into_response());
     };
     if let Err(limited) = state.login_accounts.attempt(&dev::account_key(&name)) {
-        return Ok(limited);
+        return Ok(limited.into_response());
     }
     let admin = form.admin.is_some() || state.config.is_admin_email(&dev::email_of(&name));
     let user = dev::user_for(&state.db, &name, admin).await?;
@@ -157,7 +157,7 @@ async fn oidc_callback(
         Ok((identity, next)) => {
             let account = format!("{} {}", identity.issuer, identity.subject);
             if let Err(limited) = state.login_accounts.attempt(&account) {
-                return Ok(limited);
+                return Ok(limited.into_response());
             }
             let verified = identity.email_verified(oidc.assume_email_verified());
             let who = users::SignIn {

@@ -388,23 +388,36 @@ impl AccountLimiter {
         limiter
     }
 
-    /// Counts one attempt for `account`; a 429 page when it has had too many.
-    pub fn attempt(&self, account: &str) -> Result<(), Response> {
+    /// Counts one attempt for `account`; refused when it has had too many.
+    pub fn attempt(&self, account: &str) -> Result<(), AccountLimited> {
         use governor::clock::{Clock, DefaultClock};
         self.limiter
             .check_key(&account.to_string())
             .map_err(|not_until| {
-                let wait = not_until
-                    .wait_time_from(DefaultClock::default().now())
-                    .as_secs()
-                    .max(1);
                 tracing::warn!(account, "sign-in attempts limited for an account");
-                rate_limited(
-                    "Too many sign-in attempts for this account. Please wait {wait} seconds and \
-                     try again.",
-                    wait,
-                )
+                AccountLimited {
+                    wait: not_until
+                        .wait_time_from(DefaultClock::default().now())
+                        .as_secs()
+                        .max(1),
+                }
             })
+    }
+}
+
+/// An account had too many sign-in attempts: a 429 page saying how long to wait.
+#[derive(Debug)]
+pub struct AccountLimited {
+    wait: u64,
+}
+
+impl IntoResponse for AccountLimited {
+    fn into_response(self) -> Response {
+        rate_limited(
+            "Too many sign-in attempts for this account. Please wait {wait} seconds and try \
+             again.",
+            self.wait,
+        )
     }
 }
 
