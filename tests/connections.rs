@@ -130,18 +130,10 @@ async fn connections_over_the_cap_are_refused_at_once_and_served_again_when_one_
     );
 
     drop(held.pop());
-    let c = client();
-    let mut served = false;
-    for _ in 0..200 {
-        if let Ok(res) = c.get(app.url("/healthz")).send().await
-            && res.status() == 200
-        {
-            served = true;
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    assert!(served, "a slot freed by a closed connection is used again");
+    assert!(
+        healthz_comes_back(&app.base).await,
+        "a slot freed by a closed connection is used again"
+    );
 }
 
 #[tokio::test]
@@ -159,13 +151,7 @@ async fn a_trickled_upload_is_cut_off_and_a_normal_upload_works() {
         futures_util::stream::iter([Ok::<_, std::io::Error>(first)]),
         futures_util::stream::pending(),
     );
-    let part = reqwest::multipart::Part::stream(reqwest::Body::wrap_stream(body))
-        .file_name("trickle.csv")
-        .mime_str("text/csv")
-        .expect("mime");
-    let form = reqwest::multipart::Form::new()
-        .text("dataset", "Trickle")
-        .part("file", part);
+    let form = streamed_upload("Trickle", "trickle.csv", body);
     let sent = tokio::time::timeout(
         HANG,
         admin.post(app.url("/admin/import")).multipart(form).send(),

@@ -91,15 +91,6 @@ impl Provider {
         .await;
     }
 
-    /// Who signs in from now on, with what the provider says about the email.
-    async fn identity_verified(&self, sub: &str, email: &str, name: &str, verified: bool) {
-        self.control(
-            "identity",
-            serde_json::json!({ "sub": sub, "email": email, "name": name, "email_verified": verified }),
-        )
-        .await;
-    }
-
     /// Overrides claims of the next ID token only.
     async fn next_id_token(&self, body: serde_json::Value) {
         self.control("next-id-token", body).await;
@@ -566,6 +557,30 @@ async fn next_after_sign_in_is_only_ever_a_local_path() {
     assert!(page.contains("href=\"/auth/start?next=%2F\""), "{page}");
 }
 
+/// Signs in as this identity (`verified`: the `email_verified` claim, if any) and returns the
+/// browser holding the session.
+async fn signed_in(
+    app: &TestApp,
+    provider: &Provider,
+    sub: &str,
+    email: &str,
+    name: &str,
+    verified: Option<bool>,
+) -> reqwest::Client {
+    let mut identity = serde_json::json!({ "sub": sub, "email": email, "name": name });
+    if let Some(v) = verified {
+        identity["email_verified"] = v.into();
+    }
+    provider.control("identity", identity).await;
+    let c = client();
+    assert_eq!(
+        sign_in(app, provider, &c, "/").await.status(),
+        303,
+        "{sub} signs in"
+    );
+    c
+}
+
 /// Whether the signed-in `c` may open the import page (admins only).
 async fn is_admin(app: &TestApp, c: &reqwest::Client) -> bool {
     match app.get_text(c, "/admin/import").await {
@@ -597,11 +612,15 @@ async fn admins_come_from_admin_emails_only_when_the_provider_verified_the_email
     })
     .await;
 
-    provider
-        .identity_verified("lead-1", "lead@example.com", "Lead Person", true)
-        .await;
-    let lead = client();
-    assert_eq!(sign_in(&app, &provider, &lead, "/").await.status(), 303);
+    let lead = signed_in(
+        &app,
+        &provider,
+        "lead-1",
+        "lead@example.com",
+        "Lead Person",
+        Some(true),
+    )
+    .await;
     assert!(
         is_admin(&app, &lead).await,
         "a verified ADMIN_EMAILS address is an admin"
@@ -612,19 +631,27 @@ async fn admins_come_from_admin_emails_only_when_the_provider_verified_the_email
         "what the provider said is kept"
     );
 
-    provider
-        .identity_verified("ann-1", "ann@example.com", "Ann", true)
-        .await;
-    let ann = client();
-    assert_eq!(sign_in(&app, &provider, &ann, "/").await.status(), 303);
+    let ann = signed_in(
+        &app,
+        &provider,
+        "ann-1",
+        "ann@example.com",
+        "Ann",
+        Some(true),
+    )
+    .await;
     assert!(!is_admin(&app, &ann).await, "anyone else is an annotator");
 
     // An address the provider says is unverified does not make an admin.
-    provider
-        .identity_verified("fake-1", "other@example.com", "Fake", false)
-        .await;
-    let fake = client();
-    assert_eq!(sign_in(&app, &provider, &fake, "/").await.status(), 303);
+    let fake = signed_in(
+        &app,
+        &provider,
+        "fake-1",
+        "other@example.com",
+        "Fake",
+        Some(false),
+    )
+    .await;
     assert!(
         !is_admin(&app, &fake).await,
         "unverified email is not trusted"
@@ -632,22 +659,30 @@ async fn admins_come_from_admin_emails_only_when_the_provider_verified_the_email
     assert_eq!(stored_email_verified(&app, "fake-1").await, 0);
 
     // Nor does one the provider says nothing about.
-    provider
-        .identity("silent-1", "silent@example.com", "Silent")
-        .await;
-    let silent = client();
-    assert_eq!(sign_in(&app, &provider, &silent, "/").await.status(), 303);
+    let silent = signed_in(
+        &app,
+        &provider,
+        "silent-1",
+        "silent@example.com",
+        "Silent",
+        None,
+    )
+    .await;
     assert!(
         !is_admin(&app, &silent).await,
         "no email_verified claim: not trusted"
     );
 
     // Once the provider has verified the address, the next sign-in makes the admin.
-    provider
-        .identity_verified("fake-1", "other@example.com", "Fake", true)
-        .await;
-    let again = client();
-    assert_eq!(sign_in(&app, &provider, &again, "/").await.status(), 303);
+    let again = signed_in(
+        &app,
+        &provider,
+        "fake-1",
+        "other@example.com",
+        "Fake",
+        Some(true),
+    )
+    .await;
     assert!(is_admin(&app, &again).await);
     assert_eq!(stored_email_verified(&app, "fake-1").await, 1);
 }
@@ -664,18 +699,12 @@ async fn a_provider_without_the_claim_can_be_trusted_by_configuration_but_false_
         }
     })
     .await;
-    provider.identity("a-1", "a@example.com", "A").await;
-    let a = client();
-    assert_eq!(sign_in(&app, &provider, &a, "/").await.status(), 303);
+    let a = signed_in(&app, &provider, "a-1", "a@example.com", "A", None).await;
     assert!(
         is_admin(&app, &a).await,
         "OIDC_ASSUME_EMAIL_VERIFIED covers a missing claim"
     );
-    provider
-        .identity_verified("b-1", "b@example.com", "B", false)
-        .await;
-    let b = client();
-    assert_eq!(sign_in(&app, &provider, &b, "/").await.status(), 303);
+    let b = signed_in(&app, &provider, "b-1", "b@example.com", "B", Some(false)).await;
     assert!(
         !is_admin(&app, &b).await,
         "an explicit email_verified: false is never trusted"
@@ -706,11 +735,15 @@ async fn admin_grant_refuses_an_email_the_provider_did_not_verify() {
     };
     let app = spawn_oidc_app(&provider, |_| {}).await;
 
-    provider
-        .identity_verified("uv-1", "unverified@example.com", "Una", false)
-        .await;
-    let una = client();
-    assert_eq!(sign_in(&app, &provider, &una, "/").await.status(), 303);
+    let una = signed_in(
+        &app,
+        &provider,
+        "uv-1",
+        "unverified@example.com",
+        "Una",
+        Some(false),
+    )
+    .await;
     let (ok, _, stderr) = admin_cli(&app, &["grant", "unverified@example.com"]).await;
     assert!(!ok, "refused: {stderr}");
     assert!(
@@ -720,19 +753,27 @@ async fn admin_grant_refuses_an_email_the_provider_did_not_verify() {
     );
     assert!(!is_admin(&app, &una).await, "still an annotator");
 
-    provider
-        .identity("silent-2", "silent@example.com", "Sil")
-        .await;
-    let sil = client();
-    assert_eq!(sign_in(&app, &provider, &sil, "/").await.status(), 303);
+    let sil = signed_in(
+        &app,
+        &provider,
+        "silent-2",
+        "silent@example.com",
+        "Sil",
+        None,
+    )
+    .await;
     let (ok, _, stderr) = admin_cli(&app, &["grant", "silent@example.com"]).await;
     assert!(!ok, "no claim is not verified either: {stderr}");
 
-    provider
-        .identity_verified("v-1", "verified@example.com", "Vera", true)
-        .await;
-    let vera = client();
-    assert_eq!(sign_in(&app, &provider, &vera, "/").await.status(), 303);
+    let vera = signed_in(
+        &app,
+        &provider,
+        "v-1",
+        "verified@example.com",
+        "Vera",
+        Some(true),
+    )
+    .await;
     assert!(!is_admin(&app, &vera).await);
     let (ok, stdout, stderr) = admin_cli(&app, &["grant", "verified@example.com"]).await;
     assert!(ok, "{stderr}");

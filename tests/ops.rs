@@ -674,18 +674,10 @@ Host: x",
     }
     drop(held);
     // Once they are gone (or timed out), the server answers as before.
-    let c = client();
-    let mut answered = false;
-    for _ in 0..200 {
-        if let Ok(res) = c.get(format!("{base}/healthz")).send().await
-            && res.status() == 200
-        {
-            answered = true;
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-    assert!(answered, "/healthz answers after the flood");
+    assert!(
+        healthz_comes_back(&base).await,
+        "/healthz answers after the flood"
+    );
     serve.terminate();
     let (status, lines) = serve.exit().await;
     let all = lines.join("\n");
@@ -749,13 +741,7 @@ async fn sigterm_lets_a_slow_upload_finish_and_exits_zero() {
             Ok(rest)
         }),
     );
-    let part = reqwest::multipart::Part::stream(reqwest::Body::wrap_stream(body))
-        .file_name("slow.csv")
-        .mime_str("text/csv")
-        .expect("mime");
-    let form = reqwest::multipart::Form::new()
-        .text("dataset", "Slow")
-        .part("file", part);
+    let form = streamed_upload("Slow", "slow.csv", body);
     let upload = tokio::spawn(
         admin
             .post(format!("{base}/admin/import"))
