@@ -106,9 +106,10 @@ pub fn router(state: AppState, sessions: AppSessionStore, site: Site) -> anyhow:
 
     let request_id = HeaderName::from_static("x-request-id");
     let (metric_layer, _) = metrics();
-    // Outermost first, as a request meets them: a wrong Host is refused before anything
-    // else; HTMX requests get error fragments; cross-site writes are refused before the
-    // session is loaded; whatever error is left becomes one of our pages.
+    // Each layer wraps the ones before it, so a request meets them bottom-up: a wrong Host
+    // is refused before anything else; HTMX requests get error fragments; cross-site writes
+    // are refused before the session is loaded; whatever error is left (a rejected form, a
+    // timeout, a failed session save) becomes one of our pages.
     let mut app = app
         .layer(session_layer)
         .layer(from_fn_with_state(state.clone(), errors::as_pages))
