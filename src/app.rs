@@ -12,12 +12,20 @@ use crate::auth::sessions;
 use crate::config::Config;
 use crate::db::Db;
 use crate::import::tasks::ImportTasks;
+use crate::server;
 use crate::state::{App, AppState};
+use crate::web::security::{AccountLimiter, Site};
+
+/// How long start-up waits for an unreachable database or Redis.
+const DEPENDENCY_WAIT: Duration = Duration::from_secs(60);
 
 /// A bound, ready-to-serve application.
 pub struct Application {
     listener: TcpListener,
     router: axum::Router,
+    /// `/metrics` on its own address (`METRICS_BIND`).
+    metrics: Option<(TcpListener, axum::Router)>,
+    limits: server::Limits,
     state: AppState,
 }
 
@@ -26,8 +34,8 @@ impl Application {
     /// loads the demo when asked, and binds (port 0 picks a free port).
     pub async fn build(config: Config) -> anyhow::Result<Application> {
         config.validate()?;
-        let db = Db::connect(&config.database_url, Duration::from_secs(60)).await?;
-        let (store, redis) = sessions::build(&config, &db).await?;
+        let db = Db::connect(&config.database_url, DEPENDENCY_WAIT).await?;
+        let (store, redis) = sessions::build(&config, &db, DEPENDENCY_WAIT).await?;
         let oidc = match &config.oidc {
             Some(settings) => Some(OidcClient::discover(&config, settings).await?),
             None => None,
@@ -53,14 +61,32 @@ impl Application {
             metrics: Some(handle.clone()),
             redis,
             imports,
+            login_accounts: AccountLimiter::new(
+                config.login_account_burst,
+                config.rate_limit_period,
+            ),
         }));
-        let router = crate::web::router(state.clone(), store)?;
+        let limits = connection_limits(&config);
+        // Bound first: without PUBLIC_URL the names the app answers to carry the bound port.
         let listener = TcpListener::bind(config.bind)
             .await
             .with_context(|| format!("cannot listen on {}", config.bind))?;
+        let site = Site::new(&config, listener.local_addr()?);
+        let router = crate::web::router(state.clone(), store, site)?;
+        let metrics = match config.metrics_bind {
+            Some(addr) => {
+                let listener = TcpListener::bind(addr)
+                    .await
+                    .with_context(|| format!("cannot listen on METRICS_BIND {addr}"))?;
+                Some((listener, crate::web::metrics_router(state.clone())))
+            }
+            None => None,
+        };
         Ok(Application {
             listener,
             router,
+            metrics,
+            limits,
             state,
         })
     }
@@ -69,6 +95,13 @@ impl Application {
         self.listener
             .local_addr()
             .expect("a bound listener has an address")
+    }
+
+    /// Where `/metrics` is served when it has its own address.
+    pub fn metrics_addr(&self) -> Option<SocketAddr> {
+        self.metrics
+            .as_ref()
+            .and_then(|(listener, _)| listener.local_addr().ok())
     }
 
     pub fn state(&self) -> &AppState {
@@ -82,14 +115,30 @@ impl Application {
         shutdown: impl std::future::Future<Output = ()> + Send + 'static,
     ) -> anyhow::Result<()> {
         let addr = self.local_addr();
-        tracing::info!(%addr, "listening");
-        axum::serve(
-            self.listener,
-            self.router
-                .into_make_service_with_connect_info::<SocketAddr>(),
-        )
-        .with_graceful_shutdown(shutdown)
-        .await?;
+        let shutdown = futures_util::FutureExt::shared(shutdown);
+        let (metrics_listener, limits, stop_metrics) =
+            (self.metrics, self.limits, shutdown.clone());
+        let metrics = async move {
+            if let Some((listener, router)) = metrics_listener {
+                let addr = listener.local_addr()?;
+                tracing::info!(%addr, "serving /metrics");
+                let limits = server::Limits {
+                    max_connections: METRICS_CONNECTIONS,
+                    ..limits
+                };
+                server::serve(listener, router, limits, stop_metrics).await;
+            }
+            Ok::<_, std::io::Error>(())
+        };
+        tracing::info!(
+            %addr,
+            max_connections = self.limits.max_connections,
+            header_read_timeout_s = self.limits.header_read_timeout.as_secs(),
+            "listening"
+        );
+        let main = server::serve(self.listener, self.router, self.limits, shutdown);
+        let ((), metrics) = tokio::join!(main, metrics);
+        metrics?;
         self.state
             .imports
             .shutdown(self.state.config.import_grace)
@@ -102,6 +151,28 @@ impl Application {
     /// Serves until SIGTERM or Ctrl-C.
     pub async fn run(self) -> anyhow::Result<()> {
         self.run_until(shutdown_signal()).await
+    }
+}
+
+/// Connections the metrics address serves at once (a scraper or two).
+const METRICS_CONNECTIONS: usize = 64;
+
+/// The connection limits, with the cap lowered to fit under the open-file limit (raised to
+/// its hard maximum first).
+fn connection_limits(config: &Config) -> server::Limits {
+    let open_files = server::raise_open_file_limit();
+    let cap = server::connection_cap(config.max_connections, open_files);
+    if cap < config.max_connections {
+        tracing::warn!(
+            configured = config.max_connections,
+            used = cap,
+            open_file_limit = open_files,
+            "MAX_CONNECTIONS lowered to fit the open-file limit (raise LimitNOFILE / ulimit -n)"
+        );
+    }
+    server::Limits {
+        max_connections: cap,
+        header_read_timeout: config.header_read_timeout,
     }
 }
 

@@ -85,14 +85,42 @@ pub struct ServeArgs {
     /// Largest CSV upload through the web form, in MB.
     #[arg(long, env = "MAX_UPLOAD_MB", default_value_t = 512)]
     pub max_upload_mb: u64,
-    /// Sign-in attempts per client IP in a burst (then one per `RATE_LIMIT_SECONDS`).
-    #[arg(long, env = "LOGIN_RATE_BURST", default_value_t = 10)]
+    /// Sign-in attempts per client IP in a burst (then one per `LOGIN_RATE_SECONDS`).
+    #[arg(long, env = "LOGIN_RATE_BURST", default_value_t = 100)]
     pub login_rate_burst: u32,
+    /// Seconds for one more sign-in attempt per client IP.
+    #[arg(long, env = "LOGIN_RATE_SECONDS", default_value_t = 1)]
+    pub login_rate_seconds: u64,
+    /// Sign-in attempts per account in a burst (then one per `RATE_LIMIT_SECONDS`).
+    #[arg(long, env = "LOGIN_ACCOUNT_BURST", default_value_t = 10)]
+    pub login_account_burst: u32,
     /// Imports per client IP in a burst.
     #[arg(long, env = "IMPORT_RATE_BURST", default_value_t = 10)]
     pub import_rate_burst: u32,
+    /// Seconds for one more attempt per account (sign-in) or client IP (imports).
     #[arg(long, env = "RATE_LIMIT_SECONDS", default_value_t = 6)]
     pub rate_limit_seconds: u64,
+    /// Seconds a connection may take to send a request head (also the keep-alive idle time).
+    #[arg(long, env = "HEADER_READ_TIMEOUT_SECONDS", default_value_t = 30)]
+    pub header_read_timeout_seconds: u64,
+    /// Connections served at once (lowered to fit the open-file limit).
+    #[arg(long, env = "MAX_CONNECTIONS", default_value_t = 4096)]
+    pub max_connections: usize,
+    /// Uploads slower than this (KB/s, over each `UPLOAD_RATE_WINDOW_SECONDS`) are cut off; 0: no minimum.
+    #[arg(long, env = "UPLOAD_MIN_KB_PER_SECOND", default_value_t = 8)]
+    pub upload_min_kb_per_second: u64,
+    #[arg(long, env = "UPLOAD_RATE_WINDOW_SECONDS", default_value_t = 30)]
+    pub upload_rate_window_seconds: u64,
+    /// `/metrics` requires `Authorization: Bearer <token>`.
+    #[arg(long, env = "METRICS_TOKEN", hide_env_values = true)]
+    pub metrics_token: Option<String>,
+    /// Serve `/metrics` only on this separate address (e.g. 10.0.0.11:9100).
+    #[arg(long, env = "METRICS_BIND")]
+    pub metrics_bind: Option<SocketAddr>,
+    /// Trust an email without an `email_verified` claim (only for a provider that issues
+    /// addresses it controls).
+    #[arg(long, env = "OIDC_ASSUME_EMAIL_VERIFIED", default_value_t = false)]
+    pub oidc_assume_email_verified: bool,
     /// Milliseconds to pause after each 2,000-row batch a form import writes (throttling).
     #[arg(long, env = "IMPORT_PAUSE_MS", default_value_t = 0)]
     pub import_pause_ms: u64,
@@ -151,7 +179,8 @@ pub struct ExportArgs {
 
 #[derive(Subcommand, Debug)]
 pub enum AdminAction {
-    /// Make the user with this email an admin (they must have signed in once).
+    /// Make the user with this email an admin (they must have signed in once, with an email
+    /// their identity provider marks verified).
     Grant { email: String },
     /// Remove admin rights from the user with this email.
     Revoke { email: String },
@@ -167,6 +196,7 @@ impl ServeArgs {
                 issuer_url,
                 client_id,
                 client_secret: self.oidc_client_secret.map(SecretString::from),
+                assume_email_verified: self.oidc_assume_email_verified,
             }),
             (None, None) => None,
             _ => {
@@ -189,6 +219,8 @@ impl ServeArgs {
             trust_proxy_headers: self.trust_proxy_headers,
             max_upload_bytes: self.max_upload_mb.max(1) * 1024 * 1024,
             login_burst: self.login_rate_burst,
+            login_ip_period: Duration::from_secs(self.login_rate_seconds.max(1)),
+            login_account_burst: self.login_account_burst,
             import_burst: self.import_rate_burst,
             rate_limit_period: Duration::from_secs(self.rate_limit_seconds.max(1)),
             demo: self.demo,
@@ -196,6 +228,15 @@ impl ServeArgs {
             import_pause: Duration::from_millis(self.import_pause_ms),
             import_grace: Duration::from_secs(self.import_shutdown_grace_seconds),
             import_stale_after: Duration::from_secs(self.import_stale_seconds.max(1)),
+            header_read_timeout: Duration::from_secs(self.header_read_timeout_seconds),
+            max_connections: self.max_connections,
+            upload_min_bytes_per_second: self.upload_min_kb_per_second.saturating_mul(1024),
+            upload_rate_window: Duration::from_secs(self.upload_rate_window_seconds),
+            metrics_token: self
+                .metrics_token
+                .filter(|t| !t.is_empty())
+                .map(SecretString::from),
+            metrics_bind: self.metrics_bind,
         };
         config.validate()?;
         Ok(config)
@@ -381,33 +422,66 @@ async fn export(database_url: &str, args: ExportArgs) -> anyhow::Result<ExitCode
 async fn admin(database_url: &str, action: AdminAction) -> anyhow::Result<ExitCode> {
     let db = connect(database_url).await?;
     match action {
-        AdminAction::Grant { email } => set_admin(&db, &email, true).await,
-        AdminAction::Revoke { email } => set_admin(&db, &email, false).await,
+        AdminAction::Grant { email } => grant_admin(&db, &email).await,
+        AdminAction::Revoke { email } => revoke_admin(&db, &email).await,
         AdminAction::List => {
             for u in users::admins(&db).await? {
-                println!("{}\t{}\t{}", u.email, u.name, u.issuer);
+                let verified = if u.email_verified() {
+                    "verified"
+                } else {
+                    "unverified"
+                };
+                println!("{}\t{}\t{}\t{verified}", u.email, u.name, u.issuer);
             }
             Ok(ExitCode::SUCCESS)
         }
     }
 }
 
-async fn set_admin(db: &Db, email: &str, admin: bool) -> anyhow::Result<ExitCode> {
-    let changed = users::set_admin_by_email(db, email, admin).await?;
-    if changed == 0 {
-        eprintln!(
-            "error: no user with email {email} has signed in yet. Ask them to sign in once, or add \
-             the email to ADMIN_EMAILS."
-        );
+/// Grants admin to the identities with this email whose provider verified it. An email the
+/// provider did not vouch for could have been typed by anyone at a self-service sign-up, so
+/// it is refused, saying so.
+async fn grant_admin(db: &Db, email: &str) -> anyhow::Result<ExitCode> {
+    let found = users::all_by_email(db, email).await?;
+    if found.is_empty() {
+        eprintln!("{}", not_signed_in(email));
         return Ok(ExitCode::FAILURE);
     }
-    println!(
-        "{} {email}",
-        if admin {
-            "granted admin to"
-        } else {
-            "revoked admin from"
-        }
-    );
+    let (verified, unverified): (Vec<_>, Vec<_>) = found.iter().partition(|u| u.email_verified());
+    for u in &unverified {
+        eprintln!(
+            "{}: {} did not mark {email} as verified when {} last signed in, so the address \
+             cannot be trusted to name an admin. Verify the email at the identity provider and \
+             ask them to sign in again.",
+            if verified.is_empty() {
+                "error"
+            } else {
+                "skipped"
+            },
+            u.issuer,
+            u.name
+        );
+    }
+    if verified.is_empty() {
+        return Ok(ExitCode::FAILURE);
+    }
+    users::grant_admin_by_verified_email(db, email).await?;
+    println!("granted admin to {email}");
     Ok(ExitCode::SUCCESS)
+}
+
+async fn revoke_admin(db: &Db, email: &str) -> anyhow::Result<ExitCode> {
+    if users::revoke_admin_by_email(db, email).await? == 0 {
+        eprintln!("{}", not_signed_in(email));
+        return Ok(ExitCode::FAILURE);
+    }
+    println!("revoked admin from {email}");
+    Ok(ExitCode::SUCCESS)
+}
+
+fn not_signed_in(email: &str) -> String {
+    format!(
+        "error: no user with email {email} has signed in yet. Ask them to sign in once, or add \
+         the email to ADMIN_EMAILS."
+    )
 }

@@ -21,6 +21,9 @@ pub enum AppError {
     PayloadTooLarge(String),
     #[error("the database is unavailable")]
     Unavailable(#[source] anyhow::Error),
+    /// Redis, where sessions live (`REDIS_URL`), did not answer.
+    #[error("Redis is unavailable")]
+    RedisUnavailable(#[source] anyhow::Error),
     #[error(transparent)]
     Internal(#[from] anyhow::Error),
 }
@@ -33,7 +36,9 @@ impl AppError {
             AppError::Forbidden(_) => StatusCode::FORBIDDEN,
             AppError::Conflict(_) => StatusCode::CONFLICT,
             AppError::PayloadTooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
-            AppError::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
+            AppError::Unavailable(_) | AppError::RedisUnavailable(_) => {
+                StatusCode::SERVICE_UNAVAILABLE
+            }
             AppError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }
@@ -44,6 +49,11 @@ impl AppError {
             AppError::Unavailable(_) => {
                 "The database is not reachable right now. If you were saving, nothing was \
                  saved: please try again in a moment."
+                    .to_string()
+            }
+            AppError::RedisUnavailable(_) => {
+                "Redis, which keeps sign-in sessions, is not reachable right now. Nothing was \
+                 lost; please try again in a moment."
                     .to_string()
             }
             AppError::Internal(_) => {
@@ -67,7 +77,11 @@ impl From<sqlx::Error> for AppError {
 
 impl From<tower_sessions::session::Error> for AppError {
     fn from(err: tower_sessions::session::Error) -> Self {
-        AppError::Unavailable(err.into())
+        if crate::auth::sessions::is_redis_error(&err) {
+            AppError::RedisUnavailable(err.into())
+        } else {
+            AppError::Unavailable(err.into())
+        }
     }
 }
 
@@ -76,7 +90,9 @@ impl IntoResponse for AppError {
         let status = self.status();
         match &self {
             AppError::Internal(e) => tracing::error!(error = ?e, "internal error"),
-            AppError::Unavailable(e) => tracing::warn!(error = %e, "dependency unavailable"),
+            AppError::Unavailable(e) | AppError::RedisUnavailable(e) => {
+                tracing::warn!(error = %e, "dependency unavailable")
+            }
             _ => {}
         }
         let page = ErrorPage {

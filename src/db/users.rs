@@ -1,4 +1,5 @@
-//! Users: one per (issuer, subject), with the admin flag.
+//! Users: one per (issuer, subject), with the admin flag and whether the identity provider
+//! vouched for the email.
 
 use sqlx::FromRow;
 
@@ -13,37 +14,49 @@ pub struct User {
     pub email: String,
     pub name: String,
     pub is_admin: i64,
+    /// 1 when the provider said `email_verified: true` at the last sign-in (development
+    /// sign-in users count as verified).
+    pub email_verified: i64,
 }
 
 impl User {
     pub fn admin(&self) -> bool {
         self.is_admin != 0
     }
+
+    pub fn email_verified(&self) -> bool {
+        self.email_verified != 0
+    }
+}
+
+/// Who signed in, as the identity provider (or the development sign-in) told it.
+#[derive(Debug, Clone, Copy)]
+pub struct SignIn<'a> {
+    pub issuer: &'a str,
+    pub subject: &'a str,
+    pub email: &'a str,
+    pub name: &'a str,
+    pub email_verified: bool,
 }
 
 /// Creates or refreshes a user from a sign-in. `make_admin` only ever grants: an admin
 /// granted from the CLI stays admin. Served by the unique (issuer, subject) index.
-pub async fn upsert(
-    db: &Db,
-    issuer: &str,
-    subject: &str,
-    email: &str,
-    name: &str,
-    make_admin: bool,
-) -> Result<User, sqlx::Error> {
+pub async fn upsert(db: &Db, who: &SignIn<'_>, make_admin: bool) -> Result<User, sqlx::Error> {
     sqlx::query_as(
-        "INSERT INTO users (issuer, subject, email, name, is_admin, created_at)
-         VALUES ($1, $2, $3, $4, $5, $6)
+        "INSERT INTO users (issuer, subject, email, name, is_admin, email_verified, created_at)
+         VALUES ($1, $2, $3, $4, $5, $6, $7)
          ON CONFLICT (issuer, subject) DO UPDATE
            SET email = excluded.email, name = excluded.name,
+               email_verified = excluded.email_verified,
                is_admin = CASE WHEN excluded.is_admin = 1 THEN 1 ELSE users.is_admin END
-         RETURNING id, issuer, subject, email, name, is_admin",
+         RETURNING id, issuer, subject, email, name, is_admin, email_verified",
     )
-    .bind(issuer)
-    .bind(subject)
-    .bind(email)
-    .bind(name)
+    .bind(who.issuer)
+    .bind(who.subject)
+    .bind(who.email)
+    .bind(who.name)
     .bind(i64::from(make_admin))
+    .bind(i64::from(who.email_verified))
     .bind(now())
     .fetch_one(db.writer())
     .await
@@ -51,18 +64,19 @@ pub async fn upsert(
 
 /// Primary-key lookup (every authenticated request).
 pub async fn by_id(db: &Db, id: i64) -> Result<Option<User>, sqlx::Error> {
-    sqlx::query_as("SELECT id, issuer, subject, email, name, is_admin FROM users WHERE id = $1")
-        .bind(id)
-        .fetch_optional(db.reader())
-        .await
+    sqlx::query_as(
+        "SELECT id, issuer, subject, email, name, is_admin, email_verified FROM users WHERE id = $1",
+    )
+    .bind(id)
+    .fetch_optional(db.reader())
+    .await
 }
 
-/// Grants or revokes admin for every user with this email (index `users_email`).
-/// Returns how many users changed.
-pub async fn set_admin_by_email(db: &Db, email: &str, admin: bool) -> Result<u64, sqlx::Error> {
+/// Revokes admin from every user with this email (index `users_email`). Returns how many
+/// users changed.
+pub async fn revoke_admin_by_email(db: &Db, email: &str) -> Result<u64, sqlx::Error> {
     Ok(
-        sqlx::query("UPDATE users SET is_admin = $1 WHERE LOWER(email) = LOWER($2)")
-            .bind(i64::from(admin))
+        sqlx::query("UPDATE users SET is_admin = 0 WHERE LOWER(email) = LOWER($1)")
             .bind(email)
             .execute(db.writer())
             .await?
@@ -70,10 +84,34 @@ pub async fn set_admin_by_email(db: &Db, email: &str, admin: bool) -> Result<u64
     )
 }
 
+/// Grants admin to the users with this email whose provider verified it (`users_email`).
+/// Returns how many users changed.
+pub async fn grant_admin_by_verified_email(db: &Db, email: &str) -> Result<u64, sqlx::Error> {
+    Ok(sqlx::query(
+        "UPDATE users SET is_admin = 1 WHERE LOWER(email) = LOWER($1) AND email_verified = 1",
+    )
+    .bind(email)
+    .execute(db.writer())
+    .await?
+    .rows_affected())
+}
+
+/// Every user with this email, one per identity (`users_email`), for `admin grant`.
+pub async fn all_by_email(db: &Db, email: &str) -> Result<Vec<User>, sqlx::Error> {
+    sqlx::query_as(
+        "SELECT id, issuer, subject, email, name, is_admin, email_verified FROM users
+         WHERE LOWER(email) = LOWER($1) ORDER BY id",
+    )
+    .bind(email)
+    .fetch_all(db.reader())
+    .await
+}
+
 /// All admins, for `tracecoder admin list`.
 pub async fn admins(db: &Db) -> Result<Vec<User>, sqlx::Error> {
     sqlx::query_as(
-        "SELECT id, issuer, subject, email, name, is_admin FROM users WHERE is_admin = 1 ORDER BY email",
+        "SELECT id, issuer, subject, email, name, is_admin, email_verified FROM users
+         WHERE is_admin = 1 ORDER BY email",
     )
     .fetch_all(db.reader())
     .await
@@ -82,8 +120,8 @@ pub async fn admins(db: &Db) -> Result<Vec<User>, sqlx::Error> {
 /// Looks a user up by email, for the CLI (`users_email`).
 pub async fn by_email(db: &Db, email: &str) -> Result<Option<User>, sqlx::Error> {
     sqlx::query_as(
-        "SELECT id, issuer, subject, email, name, is_admin FROM users WHERE LOWER(email) = LOWER($1)
-         ORDER BY id LIMIT 1",
+        "SELECT id, issuer, subject, email, name, is_admin, email_verified FROM users
+         WHERE LOWER(email) = LOWER($1) ORDER BY id LIMIT 1",
     )
     .bind(email)
     .fetch_optional(db.reader())
