@@ -14,7 +14,6 @@ use secrecy::SecretString;
 use crate::config::{self, Config, ConfigError, DEFAULT_DATABASE_URL, OidcConfig};
 use crate::db::scope::Scope;
 use crate::db::{Db, Role, datasets, users};
-use crate::domain::Slug;
 use crate::export::{ExportOptions, Exporter, Format};
 use crate::{Application, import};
 
@@ -87,17 +86,52 @@ pub struct ServeArgs {
     /// Largest CSV upload through the web form, in MB.
     #[arg(long, env = "MAX_UPLOAD_MB", default_value_t = 512)]
     pub max_upload_mb: u64,
-    /// Sign-in attempts per client IP in a burst (then one per `RATE_LIMIT_SECONDS`).
-    #[arg(long, env = "LOGIN_RATE_BURST", default_value_t = 10)]
+    /// Sign-in attempts per client IP in a burst (then one per `LOGIN_RATE_SECONDS`).
+    #[arg(long, env = "LOGIN_RATE_BURST", default_value_t = 100)]
     pub login_rate_burst: u32,
+    /// Seconds for one more sign-in attempt per client IP.
+    #[arg(long, env = "LOGIN_RATE_SECONDS", default_value_t = 1)]
+    pub login_rate_seconds: u64,
+    /// Sign-in attempts per account in a burst (then one per `RATE_LIMIT_SECONDS`).
+    #[arg(long, env = "LOGIN_ACCOUNT_BURST", default_value_t = 10)]
+    pub login_account_burst: u32,
     /// Imports per client IP in a burst.
     #[arg(long, env = "IMPORT_RATE_BURST", default_value_t = 10)]
     pub import_rate_burst: u32,
+    /// Seconds for one more attempt per account (sign-in) or client IP (imports).
     #[arg(long, env = "RATE_LIMIT_SECONDS", default_value_t = 6)]
     pub rate_limit_seconds: u64,
+    /// Seconds a connection may take to send a request head (also the keep-alive idle time).
+    #[arg(long, env = "HEADER_READ_TIMEOUT_SECONDS", default_value_t = 30)]
+    pub header_read_timeout_seconds: u64,
+    /// Connections served at once (lowered to fit the open-file limit).
+    #[arg(long, env = "MAX_CONNECTIONS", default_value_t = 4096)]
+    pub max_connections: usize,
+    /// Uploads slower than this (KB/s, over each `UPLOAD_RATE_WINDOW_SECONDS`) are cut off; 0: no minimum.
+    #[arg(long, env = "UPLOAD_MIN_KB_PER_SECOND", default_value_t = 8)]
+    pub upload_min_kb_per_second: u64,
+    #[arg(long, env = "UPLOAD_RATE_WINDOW_SECONDS", default_value_t = 30)]
+    pub upload_rate_window_seconds: u64,
+    /// `/metrics` requires `Authorization: Bearer <token>`.
+    #[arg(long, env = "METRICS_TOKEN", hide_env_values = true)]
+    pub metrics_token: Option<String>,
+    /// Serve `/metrics` only on this separate address (e.g. 10.0.0.11:9100).
+    #[arg(long, env = "METRICS_BIND")]
+    pub metrics_bind: Option<SocketAddr>,
+    /// Trust an email without an `email_verified` claim (only for a provider that issues
+    /// addresses it controls).
+    #[arg(long, env = "OIDC_ASSUME_EMAIL_VERIFIED", default_value_t = false)]
+    pub oidc_assume_email_verified: bool,
     /// Milliseconds to pause after each 2,000-row batch a form import writes (throttling).
     #[arg(long, env = "IMPORT_PAUSE_MS", default_value_t = 0)]
     pub import_pause_ms: u64,
+    /// On SIGTERM, seconds running imports get to finish before they are stopped (and
+    /// marked failed, their rows removed).
+    #[arg(long, env = "IMPORT_SHUTDOWN_GRACE_SECONDS", default_value_t = 20)]
+    pub import_shutdown_grace_seconds: u64,
+    /// Seconds without a heartbeat after which an import is taken for dead and cleaned up.
+    #[arg(long, env = "IMPORT_STALE_SECONDS", default_value_t = 15)]
+    pub import_stale_seconds: u64,
     /// Load a generated demo dataset when the database has no traces yet.
     #[arg(long, env = "TRACECODER_DEMO", default_value_t = false)]
     pub demo: bool,
@@ -107,12 +141,19 @@ pub struct ServeArgs {
 pub struct ImportArgs {
     /// The CSV file.
     pub file: PathBuf,
-    /// Dataset name (created if it does not exist).
+    /// Dataset name (created if no dataset has this name; case and spacing do not matter).
     #[arg(long)]
     pub dataset: String,
     /// No progress bar.
     #[arg(long)]
     pub quiet: bool,
+    /// Milliseconds to pause after each 2,000-row batch (throttling on a busy box).
+    #[arg(long, env = "IMPORT_PAUSE_MS", default_value_t = 0)]
+    pub pause_ms: u64,
+    /// Seconds without a heartbeat after which servers take an import for dead; use the
+    /// servers' value.
+    #[arg(long, env = "IMPORT_STALE_SECONDS", default_value_t = 15)]
+    pub stale_seconds: u64,
 }
 
 #[derive(Args, Debug)]
@@ -131,11 +172,16 @@ pub struct ExportArgs {
     /// Only this annotator's annotations (by email).
     #[arg(long)]
     pub annotator: Option<String>,
+    /// CSV: write cells exactly as stored. Without it, cells starting with `=`, `+`, `-`,
+    /// `@`, a tab or a carriage return get a leading `'` so spreadsheets do not run them.
+    #[arg(long)]
+    pub raw: bool,
 }
 
 #[derive(Subcommand, Debug)]
 pub enum AdminAction {
-    /// Make the user with this email an admin (they must have signed in once).
+    /// Make the user with this email an admin (they must have signed in once, with an email
+    /// their identity provider marks verified).
     Grant { email: String },
     /// Remove admin rights from the user with this email.
     Revoke { email: String },
@@ -151,6 +197,7 @@ impl ServeArgs {
                 issuer_url,
                 client_id,
                 client_secret: self.oidc_client_secret.map(SecretString::from),
+                assume_email_verified: self.oidc_assume_email_verified,
             }),
             (None, None) => None,
             _ => {
@@ -173,11 +220,24 @@ impl ServeArgs {
             trust_proxy_headers: self.trust_proxy_headers,
             max_upload_bytes: self.max_upload_mb.max(1) * 1024 * 1024,
             login_burst: self.login_rate_burst,
+            login_ip_period: Duration::from_secs(self.login_rate_seconds.max(1)),
+            login_account_burst: self.login_account_burst,
             import_burst: self.import_rate_burst,
             rate_limit_period: Duration::from_secs(self.rate_limit_seconds.max(1)),
             demo: self.demo,
             request_timeout: Duration::from_secs(30),
             import_pause: Duration::from_millis(self.import_pause_ms),
+            import_grace: Duration::from_secs(self.import_shutdown_grace_seconds),
+            import_stale_after: Duration::from_secs(self.import_stale_seconds.max(1)),
+            header_read_timeout: Duration::from_secs(self.header_read_timeout_seconds),
+            max_connections: self.max_connections,
+            upload_min_bytes_per_second: self.upload_min_kb_per_second.saturating_mul(1024),
+            upload_rate_window: Duration::from_secs(self.upload_rate_window_seconds),
+            metrics_token: self
+                .metrics_token
+                .filter(|t| !t.is_empty())
+                .map(SecretString::from),
+            metrics_bind: self.metrics_bind,
         };
         config.validate()?;
         Ok(config)
@@ -241,12 +301,30 @@ async fn import_file(database_url: &str, args: ImportArgs) -> anyhow::Result<Exi
         .map(|n| n.to_string_lossy().to_string())
         .unwrap_or_default();
     let pending = match import::register(&db, &args.dataset, &name, None, size as i64).await {
-        Ok(p) => p,
+        Ok(p) => import::PendingImport {
+            pause_between_batches: Duration::from_millis(args.pause_ms),
+            heartbeat_every: import::heartbeat_every(Duration::from_secs(
+                args.stale_seconds.max(1),
+            )),
+            ..p
+        },
         Err(e) => {
             eprintln!("error: {e}");
             return Ok(ExitCode::FAILURE);
         }
     };
+    if pending.new_dataset {
+        eprintln!(
+            "New dataset \"{}\" at /d/{}",
+            pending.dataset_name, pending.dataset_slug
+        );
+    }
+    // Ctrl-C or SIGTERM stops the import cleanly: its rows are removed, it is marked failed.
+    let shutdown = pending.shutdown.clone();
+    let _on_signal = tokio_util::task::AbortOnDropHandle::new(tokio::spawn(async move {
+        crate::app::stop_signal().await;
+        shutdown.cancel();
+    }));
     let bar = if args.quiet {
         ProgressBar::hidden()
     } else {
@@ -265,15 +343,26 @@ async fn import_file(database_url: &str, args: ImportArgs) -> anyhow::Result<Exi
     });
     let started = std::time::Instant::now();
     let reader = std::io::BufReader::with_capacity(256 * 1024, file);
-    let report = import::run(&db, &pending, reader, Some(progress)).await?;
+    let report = match import::run(&db, &pending, reader, Some(progress)).await {
+        Ok(report) => report,
+        Err(e) => {
+            bar.finish_and_clear();
+            if e.downcast_ref::<import::Stopped>().is_some() {
+                eprintln!("error: {e}; nothing from it was kept");
+                return Ok(ExitCode::FAILURE);
+            }
+            return Err(e);
+        }
+    };
     bar.finish_and_clear();
     let secs = started.elapsed().as_secs_f64();
     if report.ok {
         println!("{}", report.message);
         println!(
-            "{} rows read in {secs:.2} s ({:.0} rows/s). Dataset: {}",
+            "{} rows read in {secs:.2} s ({:.0} rows/s). Dataset: {} (/d/{})",
             report.rows_read,
             report.rows_read as f64 / secs.max(1e-9),
+            pending.dataset_name,
             report.dataset_slug
         );
         Ok(ExitCode::SUCCESS)
@@ -298,12 +387,7 @@ async fn import_file(database_url: &str, args: ImportArgs) -> anyhow::Result<Exi
 
 async fn export(database_url: &str, args: ExportArgs) -> anyhow::Result<ExitCode> {
     let db = connect(database_url).await?;
-    let slug = Slug::parse(&args.dataset).or_else(|| Slug::from_name(&args.dataset));
-    let dataset = match slug {
-        Some(s) => datasets::by_slug(&db, s.as_str()).await?,
-        None => None,
-    };
-    let Some(dataset) = dataset else {
+    let Some(dataset) = datasets::by_name_or_slug(&db, &args.dataset).await? else {
         eprintln!("error: there is no dataset \"{}\"", args.dataset);
         return Ok(ExitCode::FAILURE);
     };
@@ -322,6 +406,7 @@ async fn export(database_url: &str, args: ExportArgs) -> anyhow::Result<ExitCode
         format: args.format,
         scope,
         include_unannotated: args.all_traces,
+        raw: args.raw,
     };
     let mut exporter = Exporter::new(db, &dataset, options);
     let mut out: Box<dyn Write> = match &args.out {
@@ -339,33 +424,66 @@ async fn export(database_url: &str, args: ExportArgs) -> anyhow::Result<ExitCode
 async fn admin(database_url: &str, action: AdminAction) -> anyhow::Result<ExitCode> {
     let db = connect(database_url).await?;
     match action {
-        AdminAction::Grant { email } => set_admin(&db, &email, true).await,
-        AdminAction::Revoke { email } => set_admin(&db, &email, false).await,
+        AdminAction::Grant { email } => grant_admin(&db, &email).await,
+        AdminAction::Revoke { email } => revoke_admin(&db, &email).await,
         AdminAction::List => {
             for u in users::admins(&db).await? {
-                println!("{}\t{}\t{}", u.email, u.name, u.issuer);
+                let verified = if u.email_verified() {
+                    "verified"
+                } else {
+                    "unverified"
+                };
+                println!("{}\t{}\t{}\t{verified}", u.email, u.name, u.issuer);
             }
             Ok(ExitCode::SUCCESS)
         }
     }
 }
 
-async fn set_admin(db: &Db, email: &str, admin: bool) -> anyhow::Result<ExitCode> {
-    let changed = users::set_admin_by_email(db, email, admin).await?;
-    if changed == 0 {
-        eprintln!(
-            "error: no user with email {email} has signed in yet. Ask them to sign in once, or add \
-             the email to ADMIN_EMAILS."
-        );
+/// Grants admin to the identities with this email whose provider verified it. An email the
+/// provider did not vouch for could have been typed by anyone at a self-service sign-up, so
+/// it is refused, saying so.
+async fn grant_admin(db: &Db, email: &str) -> anyhow::Result<ExitCode> {
+    let found = users::all_by_email(db, email).await?;
+    if found.is_empty() {
+        eprintln!("{}", not_signed_in(email));
         return Ok(ExitCode::FAILURE);
     }
-    println!(
-        "{} {email}",
-        if admin {
-            "granted admin to"
-        } else {
-            "revoked admin from"
-        }
-    );
+    let (verified, unverified): (Vec<_>, Vec<_>) = found.iter().partition(|u| u.email_verified());
+    for u in &unverified {
+        eprintln!(
+            "{}: {} did not mark {email} as verified when {} last signed in, so the address \
+             cannot be trusted to name an admin. Verify the email at the identity provider and \
+             ask them to sign in again.",
+            if verified.is_empty() {
+                "error"
+            } else {
+                "skipped"
+            },
+            u.issuer,
+            u.name
+        );
+    }
+    if verified.is_empty() {
+        return Ok(ExitCode::FAILURE);
+    }
+    users::grant_admin_by_verified_email(db, email).await?;
+    println!("granted admin to {email}");
     Ok(ExitCode::SUCCESS)
+}
+
+async fn revoke_admin(db: &Db, email: &str) -> anyhow::Result<ExitCode> {
+    if users::revoke_admin_by_email(db, email).await? == 0 {
+        eprintln!("{}", not_signed_in(email));
+        return Ok(ExitCode::FAILURE);
+    }
+    println!("revoked admin from {email}");
+    Ok(ExitCode::SUCCESS)
+}
+
+fn not_signed_in(email: &str) -> String {
+    format!(
+        "error: no user with email {email} has signed in yet. Ask them to sign in once, or add \
+         the email to ADMIN_EMAILS."
+    )
 }

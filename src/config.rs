@@ -31,11 +31,18 @@ pub struct Config {
     pub trust_proxy_headers: bool,
     /// Largest CSV upload accepted through the form.
     pub max_upload_bytes: u64,
-    /// Login attempts allowed in a burst per client IP (one more every `rate_limit_period`).
+    /// Sign-in attempts allowed in a burst per client IP (one more every `login_ip_period`).
+    /// Generous, so an office behind one address is not locked out; `login_account_burst`
+    /// is the tight limit.
     pub login_burst: u32,
+    /// How long a client IP waits for one more sign-in attempt.
+    pub login_ip_period: Duration,
+    /// Sign-in attempts allowed in a burst per account (the typed development name, or the
+    /// OIDC issuer and subject), one more every `rate_limit_period`.
+    pub login_account_burst: u32,
     /// Imports allowed in a burst per client IP.
     pub import_burst: u32,
-    /// How long a client waits for one more rate-limited request.
+    /// How long an account (sign-in) or a client IP (imports) waits for one more attempt.
     pub rate_limit_period: Duration,
     /// Load the generated demo dataset into an empty database at start.
     pub demo: bool,
@@ -44,6 +51,27 @@ pub struct Config {
     /// Pause after each 2,000-row batch a form import writes: throttles imports on a busy box
     /// (and lets tests watch an import's progress).
     pub import_pause: Duration,
+    /// On shutdown, how long running imports may take to finish before they are stopped,
+    /// cleaned up and marked failed.
+    pub import_grace: Duration,
+    /// An import whose heartbeat is older than this is taken for dead and cleaned up (its
+    /// runner beats five times as often). Give every process on one database the same value.
+    pub import_stale_after: Duration,
+    /// A connection that has not sent a whole request head this long after connecting, or
+    /// after its previous response (keep-alive), is closed.
+    pub header_read_timeout: Duration,
+    /// Most connections served at once; more are answered 503 and closed. Lowered at start
+    /// to fit under the open-file limit.
+    pub max_connections: usize,
+    /// An upload that delivers fewer bytes per second than this, measured over each
+    /// `upload_rate_window`, is cut off (0: no minimum).
+    pub upload_min_bytes_per_second: u64,
+    /// The window over which the upload rate is measured.
+    pub upload_rate_window: Duration,
+    /// `/metrics` answers only requests carrying `Authorization: Bearer <token>`.
+    pub metrics_token: Option<SecretString>,
+    /// Serve `/metrics` on this separate address only (not on `bind`).
+    pub metrics_bind: Option<SocketAddr>,
 }
 
 /// OIDC client settings.
@@ -52,6 +80,9 @@ pub struct OidcConfig {
     pub issuer_url: Url,
     pub client_id: String,
     pub client_secret: Option<SecretString>,
+    /// Treat an email as verified when the ID token has no `email_verified` claim (for a
+    /// provider that only issues addresses it controls). An explicit `false` never is.
+    pub assume_email_verified: bool,
 }
 
 /// A configuration that cannot run, with a message that says what to change.
@@ -72,12 +103,22 @@ impl Config {
             session_idle: Duration::from_secs(8 * 3600),
             trust_proxy_headers: false,
             max_upload_bytes: 512 * 1024 * 1024,
-            login_burst: 10,
+            login_burst: 100,
+            login_ip_period: Duration::from_secs(1),
+            login_account_burst: 10,
             import_burst: 10,
             rate_limit_period: Duration::from_secs(6),
             demo: false,
             request_timeout: Duration::from_secs(30),
             import_pause: Duration::ZERO,
+            import_grace: Duration::from_secs(20),
+            import_stale_after: crate::import::DEFAULT_STALE_AFTER,
+            header_read_timeout: Duration::from_secs(30),
+            max_connections: 4096,
+            upload_min_bytes_per_second: 8 * 1024,
+            upload_rate_window: Duration::from_secs(30),
+            metrics_token: None,
+            metrics_bind: None,
         }
     }
 
@@ -126,8 +167,26 @@ impl Config {
                 }
             }
         }
-        if self.login_burst == 0 || self.import_burst == 0 {
+        if self.login_burst == 0 || self.import_burst == 0 || self.login_account_burst == 0 {
             return Err(ConfigError("rate limit bursts must be at least 1".into()));
+        }
+        if self.max_connections == 0 {
+            return Err(ConfigError("MAX_CONNECTIONS must be at least 1".into()));
+        }
+        if self.header_read_timeout.is_zero() || self.upload_rate_window.is_zero() {
+            return Err(ConfigError(
+                "HEADER_READ_TIMEOUT_SECONDS and UPLOAD_RATE_WINDOW_SECONDS must be at least 1"
+                    .into(),
+            ));
+        }
+        if self
+            .metrics_bind
+            .is_some_and(|m| m == self.bind && m.port() != 0)
+        {
+            return Err(ConfigError(format!(
+                "METRICS_BIND {} is the same address as BIND: give the metrics their own port",
+                self.bind
+            )));
         }
         Ok(())
     }
@@ -195,6 +254,7 @@ mod tests {
             issuer_url: "https://id.example.com".parse().unwrap(),
             client_id: "tc".into(),
             client_secret: None,
+            assume_email_verified: false,
         });
         c.bind = "0.0.0.0:3000".parse().unwrap();
         assert!(c.validate().is_err());

@@ -19,6 +19,9 @@ pub enum AppError {
     PayloadTooLarge(String),
     #[error("the database is unavailable")]
     Unavailable(#[source] anyhow::Error),
+    /// Redis, where sessions live (`REDIS_URL`), did not answer.
+    #[error("Redis is unavailable")]
+    RedisUnavailable(#[source] anyhow::Error),
     #[error(transparent)]
     Internal(#[from] anyhow::Error),
 }
@@ -31,7 +34,9 @@ impl AppError {
             AppError::Forbidden(_) => StatusCode::FORBIDDEN,
             AppError::Conflict(_) => StatusCode::CONFLICT,
             AppError::PayloadTooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
-            AppError::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
+            AppError::Unavailable(_) | AppError::RedisUnavailable(_) => {
+                StatusCode::SERVICE_UNAVAILABLE
+            }
             AppError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }
@@ -40,8 +45,13 @@ impl AppError {
     pub fn public_message(&self) -> String {
         match self {
             AppError::Unavailable(_) => {
-                "The database is not reachable right now. Nothing was lost; \
-                 please try again in a moment."
+                "The database is not reachable right now. If you were saving, nothing was \
+                 saved: please try again in a moment."
+                    .to_string()
+            }
+            AppError::RedisUnavailable(_) => {
+                "Redis, which keeps sign-in sessions, is not reachable right now. Nothing was \
+                 lost; please try again in a moment."
                     .to_string()
             }
             AppError::Internal(_) => {
@@ -65,7 +75,11 @@ impl From<sqlx::Error> for AppError {
 
 impl From<tower_sessions::session::Error> for AppError {
     fn from(err: tower_sessions::session::Error) -> Self {
-        AppError::Unavailable(err.into())
+        if crate::auth::sessions::is_redis_error(&err) {
+            AppError::RedisUnavailable(err.into())
+        } else {
+            AppError::Unavailable(err.into())
+        }
     }
 }
 

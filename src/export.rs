@@ -110,6 +110,53 @@ pub struct ExportOptions {
     pub scope: Scope,
     /// Also emit traces nobody (in scope) annotated, with empty annotation columns.
     pub include_unannotated: bool,
+    /// CSV: write every cell exactly as stored. Otherwise a cell that a spreadsheet would run
+    /// as a formula gets a leading `'` (see [`neutralize`]). JSONL is always exact.
+    pub raw: bool,
+}
+
+/// A CSV cell a spreadsheet will not run as a formula: one starting with `=`, `+`, `-`, `@`,
+/// a tab or a carriage return gets a leading `'` (OWASP's advice on CSV injection). Spreadsheets
+/// show the text; tools reading the file see the `'`, so exports meant for re-import or
+/// scripts use the raw option.
+pub fn neutralize(cell: &str) -> Cow<'_, str> {
+    match cell.as_bytes().first() {
+        Some(b'=' | b'+' | b'-' | b'@' | b'\t' | b'\r') => Cow::Owned(format!("'{cell}")),
+        _ => Cow::Borrowed(cell),
+    }
+}
+
+/// The output names of the dataset's own columns, as `cell` writes them, made unique: a name
+/// already taken by an annotation column (a re-imported export has `open_codes` of its own)
+/// or by an earlier column becomes `source_{name}`, or `source_{name}_2`, `_3`… if that is
+/// taken too. Columns that clash with nothing keep their names.
+pub fn output_columns<'a>(
+    columns: &'a [String],
+    cell: impl Fn(&'a str) -> Cow<'a, str>,
+) -> Vec<String> {
+    let written: Vec<String> = columns.iter().map(|c| cell(c).into_owned()).collect();
+    let mut taken: std::collections::HashSet<String> = annotation_column_names()
+        .map(str::to_string)
+        .chain(written.iter().cloned())
+        .collect();
+    let mut seen = std::collections::HashSet::new();
+    let mut out = Vec::with_capacity(written.len());
+    for name in written {
+        if !annotation_column_names().any(|c| c == name) && seen.insert(name.clone()) {
+            out.push(name);
+            continue;
+        }
+        let mut candidate = format!("source_{name}");
+        let mut n = 2;
+        while taken.contains(&candidate) {
+            candidate = format!("source_{name}_{n}");
+            n += 1;
+        }
+        taken.insert(candidate.clone());
+        seen.insert(candidate.clone());
+        out.push(candidate);
+    }
+    out
 }
 
 /// A trace's original column values, in the dataset's column order, resolved once per trace.
@@ -136,7 +183,10 @@ pub struct Exporter {
     columns: Vec<String>,
     /// For each original column, the trace field it came from (None = metadata).
     fields: Vec<Option<TraceField>>,
-    /// JSONL keys (the columns, then the annotation columns), JSON-encoded with a colon.
+    /// The CSV header: the columns' output names, then the annotation columns.
+    csv_header: Vec<String>,
+    /// JSONL keys (the columns' output names, then the annotation columns), JSON-encoded
+    /// with a colon.
     json_keys: Vec<String>,
     options: ExportOptions,
     /// Keyset of the walk: the last trace sort key paged (trace walk) or the last
@@ -155,7 +205,15 @@ impl Exporter {
             Ok(map) => (0..columns.len()).map(|i| map.field_of(i)).collect(),
             Err(_) => vec![None; columns.len()],
         };
-        let json_keys = columns
+        let csv_header = if options.raw {
+            output_columns(&columns, Cow::Borrowed)
+        } else {
+            output_columns(&columns, neutralize)
+        }
+        .into_iter()
+        .chain(annotation_column_names().map(String::from))
+        .collect();
+        let json_keys = output_columns(&columns, Cow::Borrowed)
             .iter()
             .map(String::as_str)
             .chain(annotation_column_names())
@@ -165,6 +223,7 @@ impl Exporter {
             db,
             columns,
             fields,
+            csv_header,
             json_keys,
             options,
             after: (0, AnnotationId(0)),
@@ -183,12 +242,7 @@ impl Exporter {
             self.started = true;
             if self.options.format == Format::Csv {
                 let mut w = csv::Writer::from_writer(&mut out);
-                let header = self
-                    .columns
-                    .iter()
-                    .map(String::as_str)
-                    .chain(annotation_column_names());
-                w.write_record(header)?;
+                w.write_record(&self.csv_header)?;
                 w.flush()?;
             }
         }
@@ -368,6 +422,9 @@ impl Sink {
             SinkOut::Csv(w) => {
                 for cell in cells {
                     match cell {
+                        Cell::Text(text) if !exporter.options.raw => {
+                            w.write_field(neutralize(&text).as_bytes())?
+                        }
                         Cell::Text(text) => w.write_field(text.as_bytes())?,
                         Cell::Number(n) => w.write_field(n.to_string())?,
                         Cell::Empty => w.write_field("")?,
@@ -422,5 +479,51 @@ fn timestamp(secs: i64) -> Cell<'static> {
             tracing::error!(secs, "a stored timestamp cannot be formatted");
             Cell::Empty
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn formula_cells_get_a_quote_and_others_stay() {
+        for cell in ["=1+2", "+1", "-1", "@SUM(A1)", "\tx", "\rx"] {
+            assert_eq!(neutralize(cell), format!("'{cell}"), "{cell:?}");
+        }
+        for cell in ["", "a=b", " =1", "'=1", "1-2", "\nx", "＝1"] {
+            assert!(
+                matches!(neutralize(cell), Cow::Borrowed(c) if c == cell),
+                "{cell:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn columns_named_like_annotation_columns_are_renamed_deterministically() {
+        let cols = |c: &[&str]| c.iter().map(|s| s.to_string()).collect::<Vec<_>>();
+        let source = cols(&[
+            "id",
+            "open_codes",
+            "source_open_codes",
+            "annotator_email",
+            "x",
+        ]);
+        assert_eq!(
+            output_columns(&source, Cow::Borrowed),
+            cols(&[
+                "id",
+                "source_open_codes_2",
+                "source_open_codes",
+                "source_annotator_email",
+                "x"
+            ])
+        );
+        // Two names that neutralize to one are told apart too.
+        let source = cols(&["=a", "'=a"]);
+        assert_eq!(
+            output_columns(&source, neutralize),
+            cols(&["'=a", "source_'=a"])
+        );
     }
 }

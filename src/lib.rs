@@ -13,6 +13,7 @@ pub mod domain;
 pub mod error;
 pub mod export;
 pub mod import;
+pub mod server;
 pub mod state;
 pub mod telemetry;
 pub mod web;

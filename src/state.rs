@@ -7,6 +7,8 @@ use std::sync::Arc;
 use crate::auth::oidc::OidcClient;
 use crate::config::Config;
 use crate::db::Db;
+use crate::import::tasks::ImportTasks;
+use crate::web::security::AccountLimiter;
 
 /// Cheap to clone: one `Arc` around everything instances share. It holds no per-user
 /// state, so any instance can serve any request.
@@ -27,6 +29,10 @@ pub struct App {
     pub metrics: Option<metrics_exporter_prometheus::PrometheusHandle>,
     /// Redis pool for sessions, kept for `/readyz`.
     pub redis: Option<tower_sessions_redis_store::fred::prelude::Pool>,
+    /// Imports running in the background, which shutdown waits for (or stops).
+    pub imports: ImportTasks,
+    /// Sign-in attempts per account (the per-IP limit is a router layer).
+    pub login_accounts: Arc<AccountLimiter>,
 }
 
 impl Deref for AppState {

@@ -106,6 +106,75 @@
     if (main) main.focus({ preventScroll: true });
   });
 
+  // A save from the trace page that fails keeps the form and what was typed on screen.
+  // 409 (conflict) and 422 (invalid) answers re-render the form with the typed text, and a
+  // retargeted answer (session ended: #flash) says where it goes; every other error, and a
+  // network failure or timeout, is shown beside the form instead of replacing #main.
+  var SAVE_FORMS = { "pass-form": true, "fail-form": true };
+
+  function saveForm(detail) {
+    var elt = detail && ((detail.requestConfig && detail.requestConfig.elt) || detail.elt);
+    return elt && SAVE_FORMS[elt.id] ? elt : null;
+  }
+
+  // What a status means when the answer carries no message of ours.
+  function reasonFor(status) {
+    if (status === 413) return "What you typed is too large to send in one save; shorten the note or comments.";
+    if (status === 408) return "The server took too long to answer.";
+    if (status === 429) return "Too many requests in a short time; wait a moment.";
+    if (status >= 500) return "The server could not save it just now.";
+    return "The server refused the save (status " + status + ").";
+  }
+
+  // The message of an error page or fragment (its .error-message), else null.
+  function messageIn(html) {
+    if (typeof html !== "string" || html.indexOf("error-message") === -1) return null;
+    var el = new DOMParser().parseFromString(html, "text/html").querySelector(".error-message");
+    var text = el ? el.textContent.replace(/\s+/g, " ").trim() : "";
+    return text ? text.slice(0, 400) : null;
+  }
+
+  function showSaveError(form, reason) {
+    var box = byId("save-error");
+    if (!box) return;
+    box.textContent = "";
+    var lead = document.createElement("strong");
+    lead.textContent = "Not saved:";
+    box.appendChild(lead);
+    box.appendChild(document.createTextNode(" " + reason + " "));
+    var keep = document.createElement("span");
+    keep.textContent = form.id === "fail-form"
+      ? "What you typed is still here; try again."
+      : "Your verdict was not recorded; try again.";
+    box.appendChild(keep);
+  }
+
+  document.addEventListener("htmx:beforeRequest", function (e) {
+    if (!saveForm(e.detail)) return;
+    var box = byId("save-error");
+    if (box) box.textContent = "";
+  });
+
+  document.addEventListener("htmx:beforeSwap", function (e) {
+    var d = e.detail;
+    var form = saveForm(d);
+    if (!form || !d.xhr) return;
+    var status = d.xhr.status;
+    if (status < 400 || status === 409 || status === 422 || d.xhr.getResponseHeader("HX-Retarget")) return;
+    d.shouldSwap = false;
+    showSaveError(form, messageIn(d.serverResponse) || reasonFor(status));
+  });
+
+  document.addEventListener("htmx:sendError", function (e) {
+    var form = saveForm(e.detail);
+    if (form) showSaveError(form, "The server could not be reached; check the connection.");
+  });
+
+  document.addEventListener("htmx:timeout", function (e) {
+    var form = saveForm(e.detail);
+    if (form) showSaveError(form, reasonFor(408));
+  });
+
   // Upload progress for the import form (the form also works as a plain POST).
   document.addEventListener("submit", function (e) {
     var form = e.target;

@@ -22,10 +22,29 @@ fn subject_and_email(name: &str) -> (String, String) {
     (subject, format!("{}@localhost", local.trim_matches('.')))
 }
 
-/// Signs in (or creates) the development user with this name.
+/// The key the per-account sign-in limit counts this name under (names are
+/// case-insensitive).
+pub fn account_key(name: &str) -> String {
+    format!("{DEV_ISSUER} {}", subject_and_email(name).0)
+}
+
+/// The local email a development user gets (for `ADMIN_EMAILS` and exports).
+pub fn email_of(name: &str) -> String {
+    subject_and_email(name).1
+}
+
+/// Signs in (or creates) the development user with this name. Its email counts as verified:
+/// only someone at this loopback address can sign in at all.
 pub async fn user_for(db: &Db, name: &str, admin: bool) -> Result<users::User, sqlx::Error> {
     let (subject, email) = subject_and_email(name);
-    users::upsert(db, DEV_ISSUER, &subject, &email, name, admin).await
+    let who = users::SignIn {
+        issuer: DEV_ISSUER,
+        subject: &subject,
+        email: &email,
+        name,
+        email_verified: true,
+    };
+    users::upsert(db, &who, admin).await
 }
 
 #[cfg(test)]

@@ -14,6 +14,7 @@ use tokio::sync::RwLock;
 use tower_sessions::Session;
 
 use crate::config::{Config, OidcConfig};
+use crate::web::security::constant_time_eq;
 
 type DiscoveredClient = CoreClient<
     EndpointSet,
@@ -56,10 +57,12 @@ pub struct Identity {
 }
 
 impl Identity {
-    /// Whether the email may be trusted for `ADMIN_EMAILS`: not when the provider says it is
-    /// unverified (self-service registration with someone else's address).
-    pub fn email_trusted(&self) -> bool {
-        !self.email.is_empty() && self.email_verified != Some(false)
+    /// Whether the provider vouched for the email, so it may name an admin: only an explicit
+    /// `email_verified: true` (with self-service registration anyone could claim someone
+    /// else's address), or no claim at all when the operator said this provider's addresses
+    /// are its own (`OIDC_ASSUME_EMAIL_VERIFIED`).
+    pub fn email_verified(&self, assume_when_absent: bool) -> bool {
+        !self.email.is_empty() && self.email_verified.unwrap_or(assume_when_absent)
     }
 }
 
@@ -70,7 +73,9 @@ pub enum CallbackError {
         "This sign-in link is not the one we started (it may have been used already or tampered with). Please sign in again."
     )]
     StateMismatch,
-    #[error("The identity provider refused the sign-in: {0}")]
+    /// The provider's own words (its `error_description`) are logged, never shown: anyone can
+    /// put any sentence there in a link to the callback.
+    #[error("The identity provider refused to complete the sign-in. Please sign in again.")]
     Provider(String),
     #[error("The identity provider's answer could not be verified ({0}). Please sign in again.")]
     Verification(String),
@@ -242,6 +247,34 @@ impl OidcClient {
     pub fn issuer(&self) -> &str {
         self.settings.issuer_url.as_str()
     }
+
+    /// Whether an ID token without `email_verified` counts as verified.
+    pub fn assume_email_verified(&self) -> bool {
+        self.settings.assume_email_verified
+    }
+}
+
+/// What to tell the person when the provider sent them back with `?error=CODE` (RFC 6749
+/// §4.1.2.1, OIDC Core §3.1.2.6): our own sentence for the code, never the
+/// `error_description` the link carries (it is logged).
+pub fn provider_error_message(code: &str) -> &'static str {
+    match code {
+        "access_denied" => {
+            "The sign-in was cancelled or not allowed at the identity provider. If you should \
+             have access, ask whoever runs it to give you access to Tracecoder."
+        }
+        "login_required"
+        | "interaction_required"
+        | "consent_required"
+        | "account_selection_required" => {
+            "The identity provider needs you to sign in there first. Please sign in again."
+        }
+        "temporarily_unavailable" | "server_error" => {
+            "The identity provider could not complete the sign-in just now. Please try again in \
+             a moment."
+        }
+        _ => "The identity provider refused the sign-in. Please sign in again.",
+    }
 }
 
 fn describe_token_error<E: std::error::Error>(e: &E) -> String {
@@ -253,8 +286,4 @@ fn describe_token_error<E: std::error::Error>(e: &E) -> String {
         source = s.source();
     }
     msg
-}
-
-fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
-    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
 }

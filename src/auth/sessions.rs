@@ -23,13 +23,32 @@ pub enum AppSessionStore {
     Redis(RedisStore<RedisPool>),
 }
 
+/// Marks a Redis store error, so the page can name Redis rather than the database (the
+/// store's errors are plain strings).
+const REDIS_ERROR: &str = "redis: ";
+
 macro_rules! delegate {
     ($self:ident, $s:ident => $call:expr) => {
         match $self {
             AppSessionStore::Database($s) => $call,
-            AppSessionStore::Redis($s) => $call,
+            AppSessionStore::Redis($s) => $call.map_err(tag_redis),
         }
     };
+}
+
+fn tag_redis(err: session_store::Error) -> session_store::Error {
+    match err {
+        session_store::Error::Backend(msg) => {
+            session_store::Error::Backend(format!("{REDIS_ERROR}{msg}"))
+        }
+        other => other,
+    }
+}
+
+/// Whether a session error came from Redis failing (not from the database store).
+pub fn is_redis_error(err: &tower_sessions::session::Error) -> bool {
+    matches!(err, tower_sessions::session::Error::Store(session_store::Error::Backend(msg))
+        if msg.starts_with(REDIS_ERROR))
 }
 
 #[async_trait]
@@ -121,25 +140,15 @@ impl SessionStore for DbSessionStore {
 }
 
 /// Builds the store and, for database stores, starts the expired-session sweeper.
-/// Returns the Redis pool too, for readiness checks.
+/// Returns the Redis pool too, for readiness checks. An unreachable Redis is waited for
+/// (with backoff, up to `wait`), as the database is.
 pub async fn build(
     config: &Config,
     db: &Db,
+    wait: Duration,
 ) -> anyhow::Result<(AppSessionStore, Option<RedisPool>)> {
     if let Some(url) = &config.redis_url {
-        let redis_config = RedisConfig::from_url(url.expose_secret())
-            .context("REDIS_URL is not a valid Redis URL")?;
-        // Fail a command after 5 s instead of waiting forever (a 503, not a hung request), and
-        // reconnect for as long as it takes when Redis goes away and comes back.
-        let perf = PerformanceConfig {
-            default_command_timeout: Duration::from_secs(5),
-            ..Default::default()
-        };
-        let policy = ReconnectPolicy::new_exponential(0, 100, 5_000, 2);
-        let pool = RedisPool::new(redis_config, Some(perf), None, Some(policy), 4)?;
-        pool.init()
-            .await
-            .context("connecting to Redis (REDIS_URL)")?;
+        let pool = connect_redis(url.expose_secret(), wait).await?;
         return Ok((
             AppSessionStore::Redis(RedisStore::new(pool.clone())),
             Some(pool),
@@ -165,4 +174,53 @@ pub async fn build(
         }
     });
     Ok((AppSessionStore::Database(store), None))
+}
+
+/// Connects to Redis, retrying while it is not reachable. Errors waiting cannot fix (a bad
+/// URL, a refused password) end at once.
+async fn connect_redis(url: &str, wait: Duration) -> anyhow::Result<RedisPool> {
+    use tower_sessions_redis_store::fred::error::ErrorKind;
+    let redis_config = RedisConfig::from_url(url).context("REDIS_URL is not a valid Redis URL")?;
+    // Fail a command after 5 s instead of waiting forever (a 503, not a hung request), and
+    // reconnect for as long as it takes when Redis goes away and comes back.
+    let perf = PerformanceConfig {
+        default_command_timeout: Duration::from_secs(5),
+        ..Default::default()
+    };
+    let policy = ReconnectPolicy::new_exponential(0, 100, 5_000, 2);
+    let started = std::time::Instant::now();
+    let mut delay = Duration::from_millis(200);
+    loop {
+        let pool = RedisPool::new(
+            redis_config.clone(),
+            Some(perf.clone()),
+            None,
+            Some(policy.clone()),
+            4,
+        )?;
+        let err = match pool.init().await {
+            Ok(_) => return Ok(pool),
+            Err(err) => err,
+        };
+        let unreachable = matches!(
+            err.kind(),
+            ErrorKind::IO | ErrorKind::Timeout | ErrorKind::Canceled
+        );
+        if !unreachable {
+            return Err(anyhow::Error::new(err).context("connecting to Redis (REDIS_URL)"));
+        }
+        if started.elapsed() >= wait {
+            return Err(anyhow::Error::new(err).context(format!(
+                "Redis (REDIS_URL) was not reachable within {} s",
+                wait.as_secs()
+            )));
+        }
+        tracing::warn!(
+            error = %err,
+            retry_in_ms = delay.as_millis() as u64,
+            "Redis not reachable yet (REDIS_URL); retrying"
+        );
+        tokio::time::sleep(delay).await;
+        delay = (delay * 2).min(Duration::from_secs(5));
+    }
 }

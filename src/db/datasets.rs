@@ -5,7 +5,8 @@ use sqlx::FromRow;
 use super::progress::Counts;
 use super::types::Json;
 use super::{Db, now};
-use crate::domain::{DatasetId, Slug, UserId};
+use crate::domain::dataset_name::key_of;
+use crate::domain::{DatasetId, DatasetName, UserId};
 
 /// A dataset as listed and addressed.
 #[derive(Debug, Clone, FromRow)]
@@ -45,26 +46,103 @@ pub async fn by_slug(db: &Db, slug: &str) -> Result<Option<Dataset>, sqlx::Error
         .await
 }
 
-/// Finds the dataset a name refers to (by its slug) or creates it.
-pub async fn find_or_create(db: &Db, name: &str, slug: &Slug) -> Result<Dataset, sqlx::Error> {
-    sqlx::query(
-        "INSERT INTO datasets (slug, name, created_at) VALUES ($1, $2, $3)
-         ON CONFLICT (slug) DO NOTHING",
-    )
-    .bind(slug.as_str())
-    .bind(name.trim())
-    .bind(now())
-    .execute(db.writer())
-    .await?;
-    sqlx::query_as(&format!("SELECT {COLUMNS} FROM datasets WHERE slug = $1"))
-        .bind(slug.as_str())
-        .fetch_one(db.writer())
-        .await
+/// The dataset with this name (unique index `datasets_name_key`), or a new one. A new name
+/// gets the first free slug of `base`, `base-2`, `base-3`… (unique index on `slug`), so
+/// different names never share an address. Returns the dataset and whether it is new.
+pub async fn find_or_create(db: &Db, name: &DatasetName) -> Result<(Dataset, bool), sqlx::Error> {
+    fill_missing_name_keys(db).await?;
+    if let Some(d) = by_name_key(db, name.key()).await? {
+        return Ok((d, false));
+    }
+    let base = name.base_slug();
+    let mut n = 1;
+    loop {
+        let slug = if n == 1 {
+            base.clone()
+        } else {
+            base.numbered(n)
+        };
+        let taken: Option<DatasetId> =
+            sqlx::query_scalar("SELECT id FROM datasets WHERE slug = $1")
+                .bind(slug.as_str())
+                .fetch_optional(db.writer())
+                .await?;
+        if taken.is_none() {
+            // Either unique index may refuse the row: another process just created this
+            // name (then it is ours too) or just took this slug (then try the next one).
+            let created = sqlx::query(
+                "INSERT INTO datasets (slug, name, name_key, created_at) VALUES ($1, $2, $3, $4)
+                 ON CONFLICT DO NOTHING",
+            )
+            .bind(slug.as_str())
+            .bind(name.as_str())
+            .bind(name.key())
+            .bind(now())
+            .execute(db.writer())
+            .await?
+            .rows_affected()
+                == 1;
+            if let Some(d) = by_name_key(db, name.key()).await? {
+                return Ok((d, created));
+            }
+        }
+        n += 1;
+    }
+}
+
+/// By name key (unique index `datasets_name_key`).
+async fn by_name_key(db: &Db, key: &str) -> Result<Option<Dataset>, sqlx::Error> {
+    sqlx::query_as(&format!(
+        "SELECT {COLUMNS} FROM datasets WHERE name_key = $1"
+    ))
+    .bind(key)
+    .fetch_optional(db.writer())
+    .await
+}
+
+/// What a command line's `--dataset` names: a dataset's name first (as an import would
+/// read it), else its slug (slugs are lowercase, so in any case).
+pub async fn by_name_or_slug(db: &Db, given: &str) -> Result<Option<Dataset>, sqlx::Error> {
+    fill_missing_name_keys(db).await?;
+    match by_name_key(db, &key_of(given)).await? {
+        Some(d) => Ok(Some(d)),
+        None => by_slug(db, &given.trim().to_ascii_lowercase()).await,
+    }
+}
+
+/// Gives datasets created before name keys existed their key (a full scan of the few rows
+/// without one, then none). Such datasets all have different slugs, and equal keys would
+/// have meant equal slugs, so their keys cannot clash; should one anyway, it keeps no key
+/// and stays reachable by its slug.
+async fn fill_missing_name_keys(db: &Db) -> Result<(), sqlx::Error> {
+    let missing: Vec<(DatasetId, String)> =
+        sqlx::query_as("SELECT id, name FROM datasets WHERE name_key IS NULL")
+            .fetch_all(db.writer())
+            .await?;
+    for (id, name) in missing {
+        let res =
+            sqlx::query("UPDATE datasets SET name_key = $1 WHERE id = $2 AND name_key IS NULL")
+                .bind(key_of(&name))
+                .bind(id)
+                .execute(db.writer())
+                .await;
+        match res {
+            Ok(_) => {}
+            Err(e) if super::is_unique_violation(&e) => {
+                tracing::warn!(
+                    dataset = %id,
+                    "a dataset name clashes with another; it keeps its slug only"
+                )
+            }
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(())
 }
 
 /// Datasets that hold traces, with this user's pass/fail counts: one query, one row per
 /// dataset (primary key of `annotation_counts`).
-pub async fn summaries(db: &Db, user: UserId) -> Result<Vec<DatasetSummary>, sqlx::Error> {
+pub async fn summaries(db: &Db, user_id: UserId) -> Result<Vec<DatasetSummary>, sqlx::Error> {
     sqlx::query_as(
         "SELECT d.slug, d.name, d.trace_count,
                 COALESCE(c.passes, 0) AS passes, COALESCE(c.fails, 0) AS fails
@@ -73,7 +151,7 @@ pub async fn summaries(db: &Db, user: UserId) -> Result<Vec<DatasetSummary>, sql
          WHERE d.trace_count > 0
          ORDER BY d.name",
     )
-    .bind(user)
+    .bind(user_id)
     .fetch_all(db.reader())
     .await
 }

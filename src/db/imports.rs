@@ -34,32 +34,62 @@ pub struct ImportRecord {
 #[derive(Debug)]
 pub struct AlreadyRunning;
 
-/// Registers a running import. The partial unique index `imports_one_running` makes a
-/// second concurrent import into the same dataset fail here.
+/// The database's clock in unix seconds, as SQL. Heartbeats are written and judged by the
+/// one clock every process shares, so an instance (or an operator's laptop running the CLI)
+/// whose clock is off can neither look dead nor reap a live import.
+fn db_now(backend: super::Backend) -> &'static str {
+    match backend {
+        super::Backend::Sqlite => "CAST(strftime('%s', 'now') AS INTEGER)",
+        super::Backend::Postgres => "CAST(EXTRACT(EPOCH FROM now()) AS BIGINT)",
+    }
+}
+
+/// Registers a running import owned by `owner` (a token of this run). The partial unique
+/// index `imports_one_running` makes a second concurrent import into the same dataset fail
+/// here.
 pub async fn start(
     db: &Db,
     dataset_id: DatasetId,
     user_id: Option<UserId>,
     file_name: &str,
     bytes_total: i64,
+    owner: &str,
 ) -> Result<Result<ImportId, AlreadyRunning>, sqlx::Error> {
-    let ts = now();
-    let res = sqlx::query_scalar(
-        "INSERT INTO imports (dataset_id, user_id, file_name, state, bytes_total, created_at, heartbeat_at)
-         VALUES ($1, $2, $3, 'running', $4, $5, $5) RETURNING id",
-    )
-    .bind(dataset_id)
-    .bind(user_id)
-    .bind(file_name)
-    .bind(bytes_total)
-    .bind(ts)
-    .fetch_one(db.writer())
-    .await;
+    let sql = format!(
+        "INSERT INTO imports (dataset_id, user_id, file_name, state, bytes_total, created_at,
+             heartbeat_at, owner)
+         VALUES ($1, $2, $3, 'running', $4, $5, {}, $6) RETURNING id",
+        db_now(db.backend())
+    );
+    let res = sqlx::query_scalar(&sql)
+        .bind(dataset_id)
+        .bind(user_id)
+        .bind(file_name)
+        .bind(bytes_total)
+        .bind(now())
+        .bind(owner)
+        .fetch_one(db.writer())
+        .await;
     match res {
         Ok(id) => Ok(Ok(id)),
         Err(e) if is_unique_violation(&e) => Ok(Err(AlreadyRunning)),
         Err(e) => Err(e),
     }
+}
+
+/// Tells the database the import's runner is alive (primary key). `false`: the import is
+/// no longer this runner's (reaped, or finished).
+pub async fn heartbeat(db: &Db, import_id: ImportId, owner: &str) -> Result<bool, sqlx::Error> {
+    let sql = format!(
+        "UPDATE imports SET heartbeat_at = {} WHERE id = $1 AND owner = $2 AND state = 'running'",
+        db_now(db.backend())
+    );
+    let res = sqlx::query(&sql)
+        .bind(import_id)
+        .bind(owner)
+        .execute(db.writer())
+        .await?;
+    Ok(res.rows_affected() == 1)
 }
 
 /// One import with its dataset (primary key).
@@ -93,6 +123,8 @@ pub async fn recent(db: &Db, limit: i64) -> Result<Vec<ImportRecord>, sqlx::Erro
 pub struct Cursor {
     pub import_id: ImportId,
     pub dataset_id: DatasetId,
+    /// The run's ownership token: every write checks the import is still its own.
+    owner: String,
     /// Conversation positions already known (bounded cache; the table is the truth).
     positions: HashMap<String, i64>,
     next_position: i64,
@@ -107,6 +139,7 @@ impl Cursor {
         db: &Db,
         import_id: ImportId,
         dataset_id: DatasetId,
+        owner: &str,
     ) -> Result<Cursor, sqlx::Error> {
         let max: Option<i64> =
             sqlx::query_scalar("SELECT MAX(position) FROM conversations WHERE dataset_id = $1")
@@ -116,6 +149,7 @@ impl Cursor {
         Ok(Cursor {
             import_id,
             dataset_id,
+            owner: owner.to_string(),
             positions: HashMap::new(),
             next_position: max.unwrap_or(0) + 1,
             min_sort_key: None,
@@ -131,6 +165,8 @@ pub struct BatchResult {
     pub inserted: i64,
     pub duplicates: i64,
     pub slot_taken: Vec<usize>,
+    /// The import is no longer this run's (a reaper took it over): nothing was written.
+    pub lost: bool,
 }
 
 /// Rows per write transaction of an import. Each transaction holds SQLite's one writer:
@@ -153,6 +189,10 @@ pub async fn insert_batch(
         let part = &batch[start..(start + ROWS_PER_TRANSACTION).min(batch.len())];
         let _turn = db.import_turn().await;
         let done = insert_part(db, cursor, part, rows_read, bytes_read).await?;
+        if done.lost {
+            result.lost = true;
+            return Ok(result);
+        }
         result.inserted += done.inserted;
         result.duplicates += done.duplicates;
         result
@@ -234,19 +274,32 @@ async fn insert_part(
             }
         }
     }
-    sqlx::query(
-        "UPDATE imports SET rows_read = $1, bytes_read = $2, heartbeat_at = $3,
-                rows_inserted = rows_inserted + $4, rows_duplicate = rows_duplicate + $5
-         WHERE id = $6",
-    )
-    .bind(rows_read)
-    .bind(bytes_read)
-    .bind(now())
-    .bind(result.inserted)
-    .bind(result.duplicates)
-    .bind(cursor.import_id)
-    .execute(&mut *tx)
-    .await?;
+    // Only while the import is still this run's: a reaper that took it over is removing its
+    // rows, and these must not join them.
+    let progress = format!(
+        "UPDATE imports SET rows_read = $1, bytes_read = $2, heartbeat_at = {},
+                rows_inserted = rows_inserted + $3, rows_duplicate = rows_duplicate + $4
+         WHERE id = $5 AND owner = $6 AND state = 'running'",
+        db_now(cursor.backend)
+    );
+    let ours = sqlx::query(&progress)
+        .bind(rows_read)
+        .bind(bytes_read)
+        .bind(result.inserted)
+        .bind(result.duplicates)
+        .bind(cursor.import_id)
+        .bind(&cursor.owner)
+        .execute(&mut *tx)
+        .await?
+        .rows_affected()
+        == 1;
+    if !ours {
+        tx.rollback().await?;
+        return Ok(BatchResult {
+            lost: true,
+            ..BatchResult::default()
+        });
+    }
     tx.commit().await?;
     Ok(result)
 }
@@ -414,7 +467,8 @@ async fn resolve_positions(
 }
 
 /// Makes a finished import visible, all at once: state, dataset columns and count, and
-/// annotators' low-water marks lowered below any new trace.
+/// annotators' low-water marks lowered below any new trace. `false` (and nothing changed):
+/// the import is no longer this run's.
 pub async fn finish_done(
     db: &Db,
     cursor: &Cursor,
@@ -422,13 +476,34 @@ pub async fn finish_done(
     rows_read: i64,
     bytes_read: i64,
     message: &str,
-) -> Result<(), sqlx::Error> {
+) -> Result<bool, sqlx::Error> {
     let mut tx = db.begin_write().await?;
-    let Json(mut merged): Json<Vec<String>> =
+    // First, so the row is locked (Postgres) and a reaper cannot take it over meanwhile.
+    let ours = sqlx::query(
+        "UPDATE imports SET state = 'done', rows_read = $1, bytes_read = $2, message = $3,
+                finished_at = $4, heartbeat_at = $4
+         WHERE id = $5 AND owner = $6 AND state = 'running'",
+    )
+    .bind(rows_read)
+    .bind(bytes_read)
+    .bind(message)
+    .bind(now())
+    .bind(cursor.import_id)
+    .bind(&cursor.owner)
+    .execute(&mut *tx)
+    .await?
+    .rows_affected()
+        == 1;
+    if !ours {
+        tx.rollback().await?;
+        return Ok(false);
+    }
+    let existing: Json<Vec<String>> =
         sqlx::query_scalar("SELECT columns FROM datasets WHERE id = $1")
             .bind(cursor.dataset_id)
             .fetch_one(&mut *tx)
             .await?;
+    let Json(mut merged) = existing;
     for c in columns {
         if !merged.contains(c) {
             merged.push(c.clone());
@@ -454,33 +529,29 @@ pub async fn finish_done(
         .execute(&mut *tx)
         .await?;
     }
-    sqlx::query(
-        "UPDATE imports SET state = 'done', rows_read = $1, bytes_read = $2, message = $3,
-                finished_at = $4, heartbeat_at = $4 WHERE id = $5",
-    )
-    .bind(rows_read)
-    .bind(bytes_read)
-    .bind(message)
-    .bind(now())
-    .bind(cursor.import_id)
-    .execute(&mut *tx)
-    .await?;
-    tx.commit().await
+    tx.commit().await?;
+    Ok(true)
 }
 
-/// Marks an import failed and removes whatever it had inserted, in batches so annotators'
-/// saves are never blocked for long.
+/// Removes whatever an import had inserted, then marks it failed with `message` — in that
+/// order, so a failed import never leaves rows behind: while its rows go, the import is
+/// still running (its heartbeat kept fresh here), a new import into the dataset waits, and
+/// if this process dies meanwhile a reaper finishes the job. Only the import's `owner` marks
+/// it failed; removing rows is harmless for anyone, because a failing import's rows all go.
 pub async fn finish_failed(
     db: &Db,
     import_id: ImportId,
+    owner: &str,
     message: &str,
     errors: &[RowError],
     error_count: i64,
     rows_read: i64,
 ) -> Result<(), sqlx::Error> {
+    remove_rows_of(db, import_id, owner).await?;
     sqlx::query(
         "UPDATE imports SET state = 'failed', message = $1, errors = $2, error_count = $3,
-                rows_read = $4, rows_inserted = 0, rows_duplicate = 0, finished_at = $5 WHERE id = $6",
+                rows_read = $4, rows_inserted = 0, rows_duplicate = 0, finished_at = $5
+         WHERE id = $6 AND owner = $7 AND state = 'running'",
     )
     .bind(message)
     .bind(Json(errors))
@@ -488,13 +559,15 @@ pub async fn finish_failed(
     .bind(rows_read)
     .bind(now())
     .bind(import_id)
+    .bind(owner)
     .execute(db.writer())
     .await?;
-    remove_rows_of(db, import_id).await
+    Ok(())
 }
 
-/// Deletes the traces and conversations of an import (index `traces_import`).
-async fn remove_rows_of(db: &Db, import_id: ImportId) -> Result<(), sqlx::Error> {
+/// Deletes the traces and conversations of an import (index `traces_import`), in batches so
+/// annotators' saves are never blocked for long, refreshing the owner's heartbeat after each.
+async fn remove_rows_of(db: &Db, import_id: ImportId, owner: &str) -> Result<(), sqlx::Error> {
     loop {
         let gone = sqlx::query(
             "DELETE FROM traces WHERE id IN (SELECT id FROM traces WHERE import_id = $1 LIMIT 5000)",
@@ -506,6 +579,7 @@ async fn remove_rows_of(db: &Db, import_id: ImportId) -> Result<(), sqlx::Error>
         if gone == 0 {
             break;
         }
+        heartbeat(db, import_id, owner).await?;
     }
     sqlx::query("DELETE FROM conversations WHERE import_id = $1")
         .bind(import_id)
@@ -514,24 +588,52 @@ async fn remove_rows_of(db: &Db, import_id: ImportId) -> Result<(), sqlx::Error>
     Ok(())
 }
 
-/// Fails imports whose runner stopped sending heartbeats (a crashed process) and removes
-/// their rows. Returns how many were cleaned up.
-pub async fn reap_stale(db: &Db, older_than_secs: i64) -> Result<usize, sqlx::Error> {
-    let stale: Vec<ImportId> =
-        sqlx::query_scalar("SELECT id FROM imports WHERE state = 'running' AND heartbeat_at < $1")
-            .bind(now() - older_than_secs)
-            .fetch_all(db.reader())
-            .await?;
-    for id in &stale {
+/// Fails imports whose runner stopped sending heartbeats `stale_after_secs` ago or more (a
+/// process that died or was killed) and removes their rows. Safe with several processes on
+/// one database: each import is first claimed, atomically and only while its heartbeat is
+/// still stale, by a new owner token, so a live runner (whose heartbeat is fresh) is never
+/// reaped, two reapers never both clean one import, and a runner that was merely slow finds
+/// the import no longer its own at its next write. Returns how many were cleaned up.
+pub async fn reap_stale(db: &Db, stale_after_secs: i64) -> Result<usize, sqlx::Error> {
+    let stale_sql = format!(
+        "SELECT id FROM imports WHERE state = 'running' AND heartbeat_at < {} - $1",
+        db_now(db.backend())
+    );
+    let stale: Vec<ImportId> = sqlx::query_scalar(&stale_sql)
+        .bind(stale_after_secs)
+        .fetch_all(db.reader())
+        .await?;
+    let claim_sql = format!(
+        "UPDATE imports SET owner = $1, heartbeat_at = {now}
+         WHERE id = $2 AND state = 'running' AND heartbeat_at < {now} - $3",
+        now = db_now(db.backend())
+    );
+    let mut reaped = 0;
+    for id in stale {
+        let reaper = format!("reaper-{}", uuid::Uuid::new_v4().simple());
+        let claimed = sqlx::query(&claim_sql)
+            .bind(&reaper)
+            .bind(id)
+            .bind(stale_after_secs)
+            .execute(db.writer())
+            .await?
+            .rows_affected()
+            == 1;
+        if !claimed {
+            continue;
+        }
         finish_failed(
             db,
-            *id,
-            "The import was interrupted (the server stopped while it ran). Nothing from it was kept; please import the file again.",
+            id,
+            &reaper,
+            "The import was interrupted: the process running it stopped before it finished. \
+             Nothing from it was kept; please import the file again.",
             &[],
             0,
             0,
         )
         .await?;
+        reaped += 1;
     }
-    Ok(stale.len())
+    Ok(reaped)
 }

@@ -3,6 +3,7 @@
 
 pub mod agreement;
 pub mod annotation;
+pub mod dataset_name;
 pub mod ids;
 pub mod import;
 pub mod judge_stats;
@@ -12,6 +13,7 @@ pub mod tool_calls;
 pub mod trace;
 
 pub use annotation::{AnnotationInput, OpenCodes, Verdict};
+pub use dataset_name::{DatasetName, NameError};
 pub use ids::{AnnotationId, DatasetId, ImportId, TracePk, UserId};
 pub use import::{ImportState, RowError};
 pub use order::SortKey;

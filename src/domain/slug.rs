@@ -40,6 +40,18 @@ impl Slug {
     pub fn as_str(&self) -> &str {
         &self.0
     }
+
+    /// The `n`th slug for this base (`n` ≥ 2: "foo" → "foo-2"), shortened to stay within
+    /// 64 characters.
+    pub fn numbered(&self, n: u32) -> Slug {
+        let suffix = format!("-{n}");
+        let mut base = self.0.clone();
+        base.truncate(64 - suffix.len());
+        while base.ends_with('-') {
+            base.pop();
+        }
+        Slug(base + &suffix)
+    }
 }
 
 impl fmt::Display for Slug {
@@ -60,6 +72,16 @@ mod tests {
         );
         assert_eq!(Slug::from_name("  ---  "), None);
         assert_eq!(Slug::from_name("日本").map(|s| s.0), None);
+    }
+
+    #[test]
+    fn numbered_slugs_stay_slugs() {
+        let base = Slug::from_name("Foo!").unwrap();
+        assert_eq!(base.numbered(2).as_str(), "foo-2");
+        let long = Slug::from_name(&format!("{}-b", "a".repeat(62))).unwrap();
+        let n = long.numbered(12);
+        assert_eq!(n.as_str(), format!("{}-12", "a".repeat(61)));
+        assert!(Slug::parse(n.as_str()).is_some());
     }
 
     #[test]

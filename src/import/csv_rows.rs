@@ -178,6 +178,18 @@ impl ColumnMap {
 
     /// Turns one record into a trace, or says what is wrong with it.
     pub fn parse(&self, record: &csv::ByteRecord, line: u64) -> Result<NewTrace, RowError> {
+        // Postgres cannot store a NUL character in text, and SQLite's text functions stop at
+        // one: refused on both, so a file imports the same everywhere.
+        if record.as_slice().contains(&0) {
+            let i = record.iter().position(|f| f.contains(&0)).unwrap_or(0);
+            return Err(RowError {
+                line,
+                column: self.headers[i].trim().to_string(),
+                reason: "the text contains a NUL character (byte 0), which cannot be stored; \
+                         remove it from the file"
+                    .into(),
+            });
+        }
         let text = |i: usize| -> Result<&str, RowError> {
             std::str::from_utf8(record.get(i).unwrap_or_default()).map_err(|e| RowError {
                 line,
@@ -238,7 +250,7 @@ impl ColumnMap {
             }
             None => format!("{flow_session}_{turn_number}"),
         };
-        if trace_id.chars().count() > MAX_TRACE_ID_CHARS {
+        if let Some(reason) = unaddressable(&trace_id) {
             let column = self
                 .trace_id
                 .map(|i| self.headers[i].trim().to_string())
@@ -246,7 +258,7 @@ impl ColumnMap {
             return Err(RowError {
                 line,
                 column,
-                reason: format!("the trace id is longer than {MAX_TRACE_ID_CHARS} characters"),
+                reason,
             });
         }
         let user_message = text(self.user_message)?.to_string();
@@ -272,6 +284,31 @@ impl ColumnMap {
             metadata: serde_json::to_string(&metadata).unwrap_or_else(|_| "[]".into()),
         })
     }
+}
+
+/// Why a trace id cannot be a trace's address (`/d/{dataset}/t/{trace_id}`), if it cannot.
+/// Browsers resolve `.` and `..` as path steps (encoded or not, per the URL standard), so
+/// such a trace could never be opened; control characters (line breaks, tabs, escapes) would
+/// be invisible in the list and in links.
+fn unaddressable(trace_id: &str) -> Option<String> {
+    if trace_id == "." || trace_id == ".." {
+        return Some(format!(
+            "\"{trace_id}\" cannot be a trace id: browsers read it as a step in the address, so \
+             the trace could never be opened; rename it"
+        ));
+    }
+    if let Some(c) = trace_id.chars().find(|c| c.is_control()) {
+        return Some(format!(
+            "the trace id contains the control character U+{:04X}; trace ids must be visible text",
+            c as u32
+        ));
+    }
+    if trace_id.chars().count() > MAX_TRACE_ID_CHARS {
+        return Some(format!(
+            "the trace id is longer than {MAX_TRACE_ID_CHARS} characters"
+        ));
+    }
+    None
 }
 
 /// Accepts `7`, ` 7 `, `7.0` (spreadsheets write whole numbers that way).
@@ -387,6 +424,59 @@ mod tests {
     #[test]
     fn repeated_columns_are_refused() {
         assert!(ColumnMap::from_headers(headers(&["a", "a"])).is_err());
+    }
+
+    #[test]
+    fn trace_ids_that_cannot_be_addresses_are_refused() {
+        let map = ColumnMap::from_headers(headers(&[
+            "trace_id",
+            "flow_session",
+            "turn_number",
+            "user_message",
+            "ai_response",
+        ]))
+        .unwrap();
+        for bad in [
+            ".",
+            "..",
+            " .. ",
+            "a\tb",
+            "a\nb",
+            "\u{1b}[2J",
+            "x\u{85}y",
+            "\u{7f}",
+        ] {
+            let e = map
+                .parse(&csv::ByteRecord::from(vec![bad, "s", "1", "", ""]), 3)
+                .unwrap_err();
+            assert_eq!((e.line, e.column.as_str()), (3, "trace_id"), "{bad:?}");
+        }
+        for ok in ["...", ".a", "a.", "%2e", "%2E%2E", "a/b", "a\\b", "?#"] {
+            let t = map.parse(&csv::ByteRecord::from(vec![ok, "s", "1", "", ""]), 3);
+            assert_eq!(t.map(|t| t.trace_id), Ok(ok.to_string()), "{ok:?}");
+        }
+        // A derived id inherits a control character from the conversation id.
+        let e = map
+            .parse(&csv::ByteRecord::from(vec!["", "s\u{7}", "1", "", ""]), 4)
+            .unwrap_err();
+        assert!(e.reason.contains("U+0007"), "{e:?}");
+    }
+
+    #[test]
+    fn nul_characters_are_refused_in_any_column() {
+        let map = ColumnMap::from_headers(headers(&[
+            "flow_session",
+            "turn_number",
+            "user_message",
+            "ai_response",
+            "extra",
+        ]))
+        .unwrap();
+        let e = map
+            .parse(&csv::ByteRecord::from(vec!["s", "1", "a", "b", "x\0y"]), 5)
+            .unwrap_err();
+        assert_eq!((e.line, e.column.as_str()), (5, "extra"));
+        assert!(e.reason.contains("NUL"));
     }
 
     #[test]

@@ -2,15 +2,19 @@
 //! visibility, progress in the database (for the page) and through a callback (for the CLI).
 
 pub mod csv_rows;
+pub mod tasks;
 
 use std::io::Read;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::time::Duration;
 
 use tokio::sync::mpsc;
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::AbortOnDropHandle;
 
 use crate::db::{self, Db, imports};
-use crate::domain::{DatasetId, ImportId, NewTrace, RowError, Slug, UserId};
+use crate::domain::{DatasetId, DatasetName, ImportId, NameError, NewTrace, RowError, UserId};
 use csv_rows::{ColumnMap, describe_csv_error};
 
 /// Rows per insert batch (one short write transaction each).
@@ -35,12 +39,23 @@ pub struct ImportReport {
 /// Why an import could not even start.
 #[derive(Debug, thiserror::Error)]
 pub enum StartError {
-    #[error("The dataset name must contain at least one letter or digit.")]
-    BadName,
+    #[error(transparent)]
+    Name(#[from] NameError),
     #[error("Another import into \"{0}\" is still running. Wait for it to finish, then try again.")]
     Busy(String),
     #[error(transparent)]
     Db(#[from] sqlx::Error),
+}
+
+/// Why a running import stopped before its end (the error [`run`] returns).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum Stopped {
+    /// Its process is shutting down (SIGTERM, Ctrl-C): its rows were removed.
+    #[error("the import was stopped because its process is shutting down")]
+    Shutdown,
+    /// Its heartbeat was late enough that another process reaped it.
+    #[error("the import's heartbeat stopped for too long and another process cleaned it up")]
+    TakenOver,
 }
 
 /// A registered import, ready to run.
@@ -49,8 +64,27 @@ pub struct PendingImport {
     pub import_id: ImportId,
     pub dataset_id: DatasetId,
     pub dataset_slug: String,
+    pub dataset_name: String,
+    /// The import created its dataset.
+    pub new_dataset: bool,
+    /// This run's ownership token of the import row (see `imports::start`).
+    pub owner: String,
     /// Pause after each parsed batch of rows is written (zero: none).
-    pub pause_between_batches: std::time::Duration,
+    pub pause_between_batches: Duration,
+    /// How often the running import tells the database it is alive.
+    pub heartbeat_every: Duration,
+    /// Cancelled when the process shuts down: the import stops and removes its rows.
+    pub shutdown: CancellationToken,
+}
+
+/// How long an import may go without a heartbeat before any process reaps it, unless
+/// configured otherwise (`IMPORT_STALE_SECONDS`).
+pub const DEFAULT_STALE_AFTER: Duration = Duration::from_secs(15);
+
+/// The heartbeat period for a staleness threshold: five beats per threshold, so a few late
+/// beats (a busy database) never make a live import look dead.
+pub fn heartbeat_every(stale_after: Duration) -> Duration {
+    (stale_after / 5).clamp(Duration::from_millis(100), Duration::from_secs(5))
 }
 
 /// Finds or creates the dataset and registers the import as running.
@@ -61,14 +95,20 @@ pub async fn register(
     user_id: Option<UserId>,
     bytes_total: i64,
 ) -> Result<PendingImport, StartError> {
-    let slug = Slug::from_name(dataset_name).ok_or(StartError::BadName)?;
-    let dataset = db::datasets::find_or_create(db, dataset_name, &slug).await?;
-    match imports::start(db, dataset.id, user_id, file_name, bytes_total).await? {
+    let name = DatasetName::parse(dataset_name)?;
+    let (dataset, new_dataset) = db::datasets::find_or_create(db, &name).await?;
+    let owner = uuid::Uuid::new_v4().simple().to_string();
+    match imports::start(db, dataset.id, user_id, file_name, bytes_total, &owner).await? {
         Ok(import_id) => Ok(PendingImport {
             import_id,
             dataset_id: dataset.id,
             dataset_slug: dataset.slug,
-            pause_between_batches: std::time::Duration::ZERO,
+            dataset_name: dataset.name,
+            new_dataset,
+            owner,
+            pause_between_batches: Duration::ZERO,
+            heartbeat_every: heartbeat_every(DEFAULT_STALE_AFTER),
+            shutdown: CancellationToken::new(),
         }),
         Err(imports::AlreadyRunning) => Err(StartError::Busy(dataset.name)),
     }
@@ -90,22 +130,68 @@ enum Parsed {
 }
 
 /// Runs a registered import to the end. Never leaves half an import visible: traces become
-/// visible in the final transaction, and a refused or failed import removes its rows.
+/// visible in the final transaction, and a refused, failed or stopped import removes its
+/// rows. A heartbeat runs beside it, so a process that dies is noticed (`imports::reap_stale`).
 pub async fn run(
     db: &Db,
     pending: &PendingImport,
     reader: impl Read + Send + 'static,
     progress: Option<ProgressFn>,
 ) -> anyhow::Result<ImportReport> {
-    let result = run_inner(db, pending, reader, progress).await;
-    match result {
-        Ok(report) => Ok(report),
-        Err(err) => {
+    let stop = pending.shutdown.child_token();
+    let lost = Arc::new(AtomicBool::new(false));
+    let _heartbeat = AbortOnDropHandle::new(tokio::spawn(heartbeat(
+        db.clone(),
+        pending.clone(),
+        stop.clone(),
+        lost.clone(),
+    )));
+    let result = run_inner(db, pending, reader, progress, &stop).await;
+    let err = match result {
+        Ok(report) => return Ok(report),
+        Err(err) => err,
+    };
+    let message = match err.downcast_ref::<Stopped>() {
+        _ if lost.load(Ordering::SeqCst) => {
+            tracing::warn!(
+                import_id = %pending.import_id,
+                "import taken over by a reaper"
+            );
+            return Err(Stopped::TakenOver.into());
+        }
+        Some(Stopped::TakenOver) => return Err(err),
+        Some(Stopped::Shutdown) => {
+            tracing::warn!(import_id = %pending.import_id, "import stopped by shutdown");
+            "The import was stopped before it finished because the server (or the command \
+             running it) was shut down. Nothing from it was kept; please import the file again."
+        }
+        None => {
             tracing::error!(error = ?err, import_id = %pending.import_id, "import failed");
-            let message = "The import stopped because of a server or database error. Nothing from it was kept; please try again.";
-            // Best effort: the reaper finishes the clean-up if the database is still away.
-            let _ = imports::finish_failed(db, pending.import_id, message, &[], 0, 0).await;
-            Err(err)
+            "The import stopped because of a server or database error. Nothing from it was \
+             kept; please try again."
+        }
+    };
+    // Best effort: if the database is away, the import's heartbeat stops with this process
+    // and a reaper finishes the clean-up.
+    let _ = imports::finish_failed(db, pending.import_id, &pending.owner, message, &[], 0, 0).await;
+    Err(err)
+}
+
+/// Refreshes the import's heartbeat until the import ends. When the row is no longer this
+/// run's (a reaper took it over), flags it and stops the run.
+async fn heartbeat(db: Db, pending: PendingImport, stop: CancellationToken, lost: Arc<AtomicBool>) {
+    let mut tick = tokio::time::interval(pending.heartbeat_every);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tick.tick().await;
+        match imports::heartbeat(&db, pending.import_id, &pending.owner).await {
+            Ok(true) => {}
+            Ok(false) => {
+                lost.store(true, Ordering::SeqCst);
+                stop.cancel();
+                return;
+            }
+            Err(e) => tracing::debug!(error = %e, "import heartbeat failed; retrying"),
         }
     }
 }
@@ -115,6 +201,7 @@ async fn run_inner(
     pending: &PendingImport,
     reader: impl Read + Send + 'static,
     progress: Option<ProgressFn>,
+    stop: &CancellationToken,
 ) -> anyhow::Result<ImportReport> {
     let bytes = Arc::new(AtomicU64::new(0));
     let (tx, mut rx) = mpsc::channel::<Parsed>(4);
@@ -124,13 +211,20 @@ async fn run_inner(
     };
     let parser = tokio::task::spawn_blocking(move || parse_all(counting, tx));
 
-    let mut cursor = imports::Cursor::new(db, pending.import_id, pending.dataset_id).await?;
+    let mut cursor =
+        imports::Cursor::new(db, pending.import_id, pending.dataset_id, &pending.owner).await?;
     let mut columns = Vec::new();
     let mut failure: Option<(String, Vec<RowError>, i64, i64)> = None;
     let mut rows_read = 0;
     let mut slot_errors: Vec<RowError> = Vec::new();
     let mut slot_error_count = 0i64;
-    while let Some(msg) = rx.recv().await {
+    loop {
+        let msg = tokio::select! {
+            biased;
+            _ = stop.cancelled() => return Err(Stopped::Shutdown.into()),
+            msg = rx.recv() => msg,
+        };
+        let Some(msg) = msg else { break };
         match msg {
             Parsed::Header(h) => columns = h,
             Parsed::Rows(batch, read) => {
@@ -140,6 +234,9 @@ async fn run_inner(
                 }
                 let bytes_read = bytes.load(Ordering::Relaxed) as i64;
                 let res = imports::insert_batch(db, &mut cursor, &batch, read, bytes_read).await?;
+                if res.lost {
+                    return Err(Stopped::TakenOver.into());
+                }
                 for i in res.slot_taken {
                     slot_error_count += 1;
                     if slot_errors.len() < MAX_REPORTED_ERRORS {
@@ -158,7 +255,10 @@ async fn run_inner(
                     p(read as u64, bytes_read as u64);
                 }
                 if !pending.pause_between_batches.is_zero() {
-                    tokio::time::sleep(pending.pause_between_batches).await;
+                    tokio::select! {
+                        _ = stop.cancelled() => return Err(Stopped::Shutdown.into()),
+                        _ = tokio::time::sleep(pending.pause_between_batches) => {}
+                    }
                 }
             }
             Parsed::Refused(message) => failure = Some((message, Vec::new(), 0, 0)),
@@ -204,6 +304,7 @@ async fn run_inner(
         imports::finish_failed(
             db,
             pending.import_id,
+            &pending.owner,
             &message,
             &errors,
             error_count,
@@ -219,7 +320,9 @@ async fn run_inner(
     let (inserted, duplicates) = (record.rows_inserted, record.rows_duplicate);
     let message = summary(inserted, duplicates);
     let bytes_read = bytes.load(Ordering::Relaxed) as i64;
-    imports::finish_done(db, &cursor, &columns, rows_read, bytes_read, &message).await?;
+    if !imports::finish_done(db, &cursor, &columns, rows_read, bytes_read, &message).await? {
+        return Err(Stopped::TakenOver.into());
+    }
     metrics::counter!("tracecoder_import_rows_total", "result" => "inserted")
         .increment(inserted as u64);
     metrics::counter!("tracecoder_import_rows_total", "result" => "duplicate")

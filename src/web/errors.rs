@@ -1,19 +1,95 @@
-//! How errors become pages: every `AppError` as the error page (its fragment for HTMX), and
-//! a missing sign-in as a redirect or, for HTMX, a notice that keeps the page as it is.
+//! How errors become pages (and fragments for HTMX): every `AppError` a handler returns, a
+//! missing sign-in (a redirect, or for HTMX a notice that keeps the page as it is), and the
+//! errors that do not come from a handler — extractor rejections (a form that does not
+//! parse, a body over the 2 MB form limit), 405s, request timeouts, and a session store that
+//! failed while saving. axum and tower-http answer those with plain text or an empty body; a
+//! person should get the same page, in the same words, as for every other error.
 
-use axum::http::{HeaderValue, StatusCode};
+use axum::extract::{Request, State};
+use axum::http::{HeaderValue, StatusCode, header};
+use axum::middleware::Next;
 use axum::response::{IntoResponse, Redirect, Response};
 
 use crate::auth::{AuthRejection, urlencode};
 use crate::error::AppError;
-use crate::web::pages::{ErrorPage, SessionExpired};
+use crate::state::AppState;
+use crate::web::pages::{ErrorFragment, ErrorPage, SessionExpired};
+use crate::web::security::is_probe;
+
+/// Middleware, just outside the session layer: every 4xx/5xx that is not already HTML (one
+/// of our pages, or a page such as the sign-in form answered with an error status) becomes
+/// one of our error pages. Probes (`/readyz` answers 503 in plain text) are left alone.
+pub async fn as_pages(State(state): State<AppState>, request: Request, next: Next) -> Response {
+    let probe = is_probe(request.uri().path());
+    let response = next.run(request).await;
+    let status = response.status();
+    let content_type = response.headers().get(header::CONTENT_TYPE);
+    let ours = response.extensions().get::<ErrorFragment>().is_some()
+        || content_type.is_some_and(|t| t.as_bytes().starts_with(b"text/html"));
+    if probe || ours || !(status.is_client_error() || status.is_server_error()) {
+        return response;
+    }
+    if status == StatusCode::INTERNAL_SERVER_ERROR && content_type.is_none() {
+        // tower-sessions answers a bare 500 when saving the session failed (and has logged
+        // why): the store is not reachable.
+        return store_unavailable(&state).into_response();
+    }
+    let detail = axum::body::to_bytes(response.into_body(), 16 * 1024)
+        .await
+        .map(|b| String::from_utf8_lossy(&b).into_owned())
+        .unwrap_or_default();
+    if status.is_server_error() {
+        tracing::error!(%status, %detail, "server error outside a handler");
+    } else {
+        tracing::info!(%status, %detail, "request refused before its handler");
+    }
+    let page = ErrorPage {
+        title: status.canonical_reason().unwrap_or("Error").to_string(),
+        status: status.as_u16(),
+        message: message_for(status).into(),
+        nav: None,
+    };
+    page.into_error_response(status)
+}
+
+/// The session store's outage, naming Redis when sessions live there.
+pub fn store_unavailable(state: &AppState) -> AppError {
+    let cause = anyhow::anyhow!("saving the session failed");
+    if state.redis.is_some() {
+        AppError::RedisUnavailable(cause)
+    } else {
+        AppError::Unavailable(cause)
+    }
+}
+
+/// What the person is told, by status. The framework's own text (which names Rust types and
+/// fields) is logged instead.
+fn message_for(status: StatusCode) -> &'static str {
+    match status.as_u16() {
+        405 => {
+            "This address does not take that kind of request. Go back and use the page's own links and buttons."
+        }
+        408 => {
+            "This took too long and was stopped. If you were saving, reload the page to see whether it was saved, then try again."
+        }
+        413 => "What you sent is larger than this form accepts (2 MB). Shorten it and try again.",
+        415 | 422 => {
+            "The form was incomplete or held a value this page does not accept. Reload the page and try again."
+        }
+        404 => "There is no page at this address.",
+        400..=499 => "This request could not be understood. Reload the page and try again.",
+        _ => "Something went wrong on our side. It has been logged.",
+    }
+}
 
 impl IntoResponse for AppError {
     fn into_response(self) -> Response {
         let status = self.status();
         match &self {
             AppError::Internal(e) => tracing::error!(error = ?e, "internal error"),
-            AppError::Unavailable(e) => tracing::warn!(error = %e, "dependency unavailable"),
+            AppError::Unavailable(e) | AppError::RedisUnavailable(e) => {
+                tracing::warn!(error = %e, "dependency unavailable")
+            }
             _ => {}
         }
         let page = ErrorPage {

@@ -19,6 +19,12 @@ use crate::web::extract::InDataset;
 pub struct ExportQuery {
     /// `1` to include traces without an annotation in scope.
     all: Option<String>,
+    /// `1`: CSV cells exactly as stored, without the formula guard (see `export::neutralize`).
+    raw: Option<String>,
+}
+
+fn flag(value: Option<&str>) -> bool {
+    value.is_some_and(|v| v == "1" || v == "true")
 }
 
 pub fn router() -> Router<AppState> {
@@ -43,7 +49,8 @@ async fn export(
     let options = ExportOptions {
         format,
         scope,
-        include_unannotated: q.all.as_deref().is_some_and(|v| v == "1" || v == "true"),
+        include_unannotated: flag(q.all.as_deref()),
+        raw: flag(q.raw.as_deref()),
     };
     let mut exporter = Exporter::new(state.db.clone(), &dataset, options);
     // Fail before the headers go out if the first page cannot be read.

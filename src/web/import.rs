@@ -15,7 +15,7 @@ use axum::routing::get;
 use crate::auth::RequireAdmin;
 use crate::db::datasets;
 use crate::db::imports::{self, ImportRecord};
-use crate::domain::{ImportId, ImportState, RowError};
+use crate::domain::{DatasetName, ImportId, ImportState, RowError};
 use crate::error::{AppError, AppResult};
 use crate::import::{self, PendingImport, StartError};
 use crate::state::AppState;
@@ -160,6 +160,11 @@ async fn upload(
         match field.name() {
             Some("dataset") => dataset_name = field.text().await.map_err(bad_form)?,
             Some("file") => {
+                // A name that will be refused is refused before the file is received.
+                if !dataset_name.is_empty() {
+                    DatasetName::parse(&dataset_name)
+                        .map_err(|e| AppError::BadRequest(e.to_string()))?;
+                }
                 let file_name = field.file_name().unwrap_or("upload.csv").to_string();
                 let mut tmp = tempfile::NamedTempFile::new_in(&state.upload_dir)
                     .map_err(|e| AppError::Internal(e.into()))?;
@@ -181,11 +186,6 @@ async fn upload(
     let Some((tmp, file_name, size)) = spooled.filter(|(_, name, _)| !name.is_empty()) else {
         return Err(AppError::BadRequest("Choose a CSV file to import.".into()));
     };
-    if dataset_name.trim().is_empty() {
-        return Err(AppError::BadRequest(
-            "Name the dataset to import into.".into(),
-        ));
-    }
     let pending = match import::register(
         &state.db,
         &dataset_name,
@@ -202,11 +202,13 @@ async fn upload(
     };
     let pending = PendingImport {
         pause_between_batches: state.config.import_pause,
+        heartbeat_every: import::heartbeat_every(state.config.import_stale_after),
+        shutdown: state.imports.stop_token(),
         ..pending
     };
     let import_id = pending.import_id;
     let db = state.db.clone();
-    let task = tokio::spawn(async move {
+    let task = state.imports.spawn(async move {
         let file = tmp.reopen()?;
         let reader = std::io::BufReader::with_capacity(256 * 1024, file);
         let res = import::run(&db, &pending, reader, None).await;

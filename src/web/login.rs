@@ -11,7 +11,7 @@ use axum::routing::{get, post};
 use serde::Deserialize;
 use tower_sessions::Session;
 
-use crate::auth::{self, CurrentUser, dev, safe_next};
+use crate::auth::{self, CurrentUser, dev, oidc, safe_next};
 use crate::db::users;
 use crate::error::{AppError, AppResult};
 use crate::state::AppState;
@@ -99,19 +99,11 @@ async fn dev_login(
         };
         return Ok((StatusCode::UNPROCESSABLE_ENTITY, page).into_response());
     };
-    let wants_admin = form.admin.is_some();
-    let mut user = dev::user_for(&state.db, &name, wants_admin).await?;
-    if state.config.is_admin_email(&user.email) && !user.admin() {
-        user = users::upsert(
-            &state.db,
-            &user.issuer,
-            &user.subject,
-            &user.email,
-            &user.name,
-            true,
-        )
-        .await?;
+    if let Err(limited) = state.login_accounts.attempt(&dev::account_key(&name)) {
+        return Ok(limited.into_response());
     }
+    let admin = form.admin.is_some() || state.config.is_admin_email(&dev::email_of(&name));
+    let user = dev::user_for(&state.db, &name, admin).await?;
     auth::sign_in(&session, &user).await?;
     Ok(Redirect::to(&next).into_response())
 }
@@ -147,30 +139,36 @@ async fn oidc_callback(
     };
     if let Some(err) = q.error {
         let _ = session.remove::<serde_json::Value>("oidc_pending").await;
-        return refuse(format!(
-            "The identity provider refused the sign-in: {}",
-            q.error_description.unwrap_or(err)
-        ));
+        tracing::warn!(
+            error = %err,
+            description = q.error_description.as_deref().unwrap_or(""),
+            "the identity provider sent the sign-in back with an error"
+        );
+        return refuse(oidc::provider_error_message(&err).into());
     }
     let (Some(code), Some(st)) = (q.code, q.state) else {
         return refuse("The sign-in answer was incomplete. Please sign in again.".into());
     };
     match oidc.callback(&session, &code, &st).await? {
         Err(e) => {
-            tracing::warn!(reason = %e, "OIDC sign-in refused");
+            tracing::warn!(reason = ?e, "OIDC sign-in refused");
             refuse(e.to_string())
         }
         Ok((identity, next)) => {
-            let admin = identity.email_trusted() && state.config.is_admin_email(&identity.email);
-            let user = users::upsert(
-                &state.db,
-                &identity.issuer,
-                &identity.subject,
-                &identity.email,
-                &identity.name,
-                admin,
-            )
-            .await?;
+            let account = format!("{} {}", identity.issuer, identity.subject);
+            if let Err(limited) = state.login_accounts.attempt(&account) {
+                return Ok(limited.into_response());
+            }
+            let verified = identity.email_verified(oidc.assume_email_verified());
+            let who = users::SignIn {
+                issuer: &identity.issuer,
+                subject: &identity.subject,
+                email: &identity.email,
+                name: &identity.name,
+                email_verified: verified,
+            };
+            let admin = verified && state.config.is_admin_email(&identity.email);
+            let user = users::upsert(&state.db, &who, admin).await?;
             auth::sign_in(&session, &user).await?;
             Ok(Redirect::to(&next).into_response())
         }

@@ -14,15 +14,16 @@ pub mod navigation;
 pub mod ops;
 pub mod pages;
 pub mod security;
+pub mod slow_uploads;
 pub mod trace_view;
 pub mod urls;
 
-use std::sync::OnceLock;
+use std::sync::{Arc, OnceLock};
 
 use askama::Template;
 use axum::Router;
 use axum::http::{HeaderName, StatusCode};
-use axum::middleware::from_extractor_with_state;
+use axum::middleware::{from_extractor_with_state, from_fn, from_fn_with_state};
 use axum::response::{Html, IntoResponse, Response};
 use axum_prometheus::metrics_exporter_prometheus::PrometheusHandle;
 use axum_prometheus::{EndpointLabel, PrometheusMetricLayer, PrometheusMetricLayerBuilder};
@@ -40,6 +41,7 @@ use crate::auth::RequireAdmin;
 use crate::auth::sessions::AppSessionStore;
 use crate::error::AppError;
 use crate::state::AppState;
+use crate::web::security::Site;
 
 /// Renders a template (or one of its blocks) as HTML; a render failure is a logged 500.
 pub fn render(template: &impl Template) -> Response {
@@ -64,17 +66,19 @@ pub fn metrics() -> &'static (PrometheusMetricLayer<'static>, PrometheusHandle) 
     })
 }
 
-/// The whole application router.
-pub fn router(state: AppState, sessions: AppSessionStore) -> anyhow::Result<Router> {
+/// The whole application router, answering to the names of `site`.
+pub fn router(state: AppState, sessions: AppSessionStore, site: Site) -> anyhow::Result<Router> {
     let config = &state.config;
-    let login_limit = security::limiter(config, config.login_burst);
-    let import_limit = security::limiter(config, config.import_burst);
+    let login_limit = security::limiter(config, config.login_burst, config.login_ip_period);
+    let import_limit = security::limiter(config, config.import_burst, config.rate_limit_period);
+    let site = Arc::new(site);
 
     let admin =
         import::router().route_layer(from_extractor_with_state::<RequireAdmin, _>(state.clone()));
     let upload = import::upload_router()
         .route_layer(from_extractor_with_state::<RequireAdmin, _>(state.clone()))
-        .layer(GovernorLayer::new(import_limit).error_handler(security::too_many_requests));
+        .layer(GovernorLayer::new(import_limit).error_handler(security::too_many_requests))
+        .layer(from_fn_with_state(state.clone(), slow_uploads::enforce));
     let attempts = login::attempt_router()
         .layer(GovernorLayer::new(login_limit).error_handler(security::too_many_requests));
 
@@ -87,7 +91,7 @@ pub fn router(state: AppState, sessions: AppSessionStore) -> anyhow::Result<Rout
         .merge(login::router())
         .merge(attempts)
         .merge(admin)
-        .merge(ops::router())
+        .merge(ops::router(config.metrics_bind.is_none()))
         .merge(assets::router())
         .fallback(|| async { AppError::NotFound("There is no page at this address.".into()) })
         .layer(TimeoutLayer::with_status_code(
@@ -108,10 +112,16 @@ pub fn router(state: AppState, sessions: AppSessionStore) -> anyhow::Result<Rout
 
     let request_id = HeaderName::from_static("x-request-id");
     let (metric_layer, _) = metrics();
+    // Each layer wraps the ones before it, so a request meets them bottom-up: a wrong Host
+    // is refused before anything else; HTMX requests get error fragments; cross-site writes
+    // are refused before the session is loaded; whatever error is left (a rejected form, a
+    // timeout, a failed session save) becomes one of our pages.
     let mut app = app
         .layer(session_layer)
-        .layer(security::csrf_layer(config)?)
-        .layer(axum::middleware::from_fn(htmx::error_fragments));
+        .layer(from_fn_with_state(state.clone(), errors::as_pages))
+        .layer(from_fn_with_state(site.clone(), security::check_origin))
+        .layer(from_fn(htmx::error_fragments))
+        .layer(from_fn_with_state(site, security::check_host));
     for layer in security::header_layers() {
         app = app.layer(layer);
     }
@@ -135,4 +145,13 @@ pub fn router(state: AppState, sessions: AppSessionStore) -> anyhow::Result<Rout
         .layer(metric_layer.clone())
         .layer(CatchPanicLayer::new())
         .with_state(state))
+}
+
+/// The router of the separate metrics address (`METRICS_BIND`): `/metrics` and nothing else.
+/// Scrapers ask by IP address, so there is no `Host` check here.
+pub fn metrics_router(state: AppState) -> Router {
+    Router::new()
+        .route("/metrics", axum::routing::get(ops::metrics))
+        .fallback(|| async { (StatusCode::NOT_FOUND, "only /metrics is served here\n") })
+        .with_state(state)
 }

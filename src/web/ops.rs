@@ -1,20 +1,29 @@
 //! Operations endpoints: liveness, readiness (database reads and writes, Redis), Prometheus
-//! metrics.
+//! metrics. They answer under any `Host` (load balancers and scrapers ask by IP address);
+//! `/metrics` can require a bearer token (`METRICS_TOKEN`) or move to its own address
+//! (`METRICS_BIND`).
 
 use axum::Router;
 use axum::extract::State;
-use axum::http::StatusCode;
-use axum::response::IntoResponse;
+use axum::http::{HeaderMap, StatusCode, header};
+use axum::response::{IntoResponse, Response};
 use axum::routing::get;
+use secrecy::ExposeSecret;
 use tower_sessions_redis_store::fred::prelude::ClientLike;
 
 use crate::state::AppState;
+use crate::web::security::constant_time_eq;
 
-pub fn router() -> Router<AppState> {
-    Router::new()
+/// `/healthz`, `/readyz` and, unless it has its own address (`METRICS_BIND`), `/metrics`.
+pub fn router(with_metrics: bool) -> Router<AppState> {
+    let router = Router::new()
         .route("/healthz", get(|| async { "ok\n" }))
-        .route("/readyz", get(readyz))
-        .route("/metrics", get(metrics))
+        .route("/readyz", get(readyz));
+    if with_metrics {
+        router.route("/metrics", get(metrics))
+    } else {
+        router
+    }
 }
 
 /// 200 when the database answers and takes writes (and Redis, when configured, answers);
@@ -53,7 +62,23 @@ async fn readyz(State(state): State<AppState>) -> impl IntoResponse {
     }
 }
 
-async fn metrics(State(state): State<AppState>) -> impl IntoResponse {
+/// Prometheus text. With `METRICS_TOKEN` set, only for `Authorization: Bearer <token>`.
+pub async fn metrics(State(state): State<AppState>, headers: HeaderMap) -> Response {
+    if let Some(token) = &state.config.metrics_token {
+        let presented = headers
+            .get(header::AUTHORIZATION)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.strip_prefix("Bearer "))
+            .unwrap_or("");
+        if !constant_time_eq(presented.as_bytes(), token.expose_secret().as_bytes()) {
+            return (
+                StatusCode::UNAUTHORIZED,
+                [(header::WWW_AUTHENTICATE, "Bearer")],
+                "/metrics needs Authorization: Bearer <METRICS_TOKEN>\n",
+            )
+                .into_response();
+        }
+    }
     let (size, idle) = state.db.pool_stats();
     metrics::gauge!("tracecoder_db_pool_connections").set(size as f64);
     metrics::gauge!("tracecoder_db_pool_idle_connections").set(idle as f64);
@@ -64,11 +89,5 @@ async fn metrics(State(state): State<AppState>) -> impl IntoResponse {
         .as_ref()
         .map(|h| h.render())
         .unwrap_or_default();
-    (
-        [(
-            axum::http::header::CONTENT_TYPE,
-            "text/plain; version=0.0.4",
-        )],
-        body,
-    )
+    ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], body).into_response()
 }

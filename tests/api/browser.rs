@@ -408,3 +408,82 @@ async fn key_to_next_trace_latency_is_measured() {
         steps
     );
 }
+
+/// The fragment an HTMX request gets for `err`, exactly as the server renders it.
+fn error_fragment(err: tracecoder::error::AppError) -> (String, String) {
+    use axum::response::IntoResponse;
+    let message = err.public_message();
+    let response = err.into_response();
+    let fragment = response
+        .extensions()
+        .get::<tracecoder::web::pages::ErrorFragment>()
+        .expect("error responses carry their fragment")
+        .0
+        .clone();
+    (fragment, message)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_save_that_fails_on_the_way_keeps_what_was_typed() {
+    if !browser_available() {
+        return;
+    }
+    let _one = BROWSER.lock().await;
+    let app = spawn_app().await;
+    let admin = app.login("Admin", true).await;
+    let (status, page) = app
+        .upload(&admin, "Save errors", "errors.csv", simple_csv(3, 2))
+        .await;
+    assert_eq!(status, 200, "{page}");
+    let tmp = tempfile::tempdir().expect("temp dir");
+    let mut args = vec![
+        "--base".to_string(),
+        app.base.clone(),
+        "--slug".into(),
+        "save-errors".into(),
+    ];
+    for (code, err) in [
+        (
+            500,
+            tracecoder::error::AppError::Internal(anyhow::anyhow!("disk on fire")),
+        ),
+        (
+            503,
+            tracecoder::error::AppError::Unavailable(anyhow::anyhow!("database away")),
+        ),
+    ] {
+        let (fragment, message) = error_fragment(err);
+        let path = tmp.path().join(format!("{code}.html"));
+        std::fs::write(&path, fragment).expect("fragment file");
+        args.extend([
+            format!("--fragment-{code}"),
+            path.display().to_string(),
+            format!("--message-{code}"),
+            message,
+        ]);
+    }
+    let (report, ok, stderr) = run_script("save-errors.mjs", args).await;
+    assert_passed(&report, ok, &stderr);
+
+    // None of the failed attempts stored anything; the real save stored what was typed.
+    let saved: Vec<(String, String, String, String)> = sqlx::query_as(
+        "SELECT t.trace_id, a.verdict, a.first_failure_note, a.open_codes
+         FROM annotations a JOIN users u ON u.id = a.user_id JOIN traces t ON t.id = a.trace_pk
+         WHERE u.name = 'Sam Saver'",
+    )
+    .fetch_all(app.db.reader())
+    .await
+    .expect("annotations");
+    assert_eq!(
+        saved,
+        vec![(
+            report["saved_trace"]
+                .as_str()
+                .expect("saved trace")
+                .to_string(),
+            "fail".to_string(),
+            report["note"].as_str().expect("note").to_string(),
+            report["codes"].as_str().expect("codes").to_string(),
+        )]
+    );
+}

@@ -395,3 +395,204 @@ async fn exports_cross_batch_boundaries_without_losing_or_repeating_rows() {
             .all(|(_, e)| e.is_empty() || e == "bob@localhost")
     );
 }
+
+fn cli_export(app: &TestApp, args: &[&str]) -> String {
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_tracecoder"))
+        .arg("export")
+        .args(args)
+        .args(["--database-url", &app.database_url])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout).unwrap()
+}
+
+/// Cells a spreadsheet would run as formulas, in trace columns, metadata, a column name and
+/// an annotator's note.
+#[tokio::test]
+async fn csv_export_neutralizes_formula_cells_unless_raw_is_asked_for() {
+    let app = spawn_app().await;
+    let admin = app.login("Admin", true).await;
+    let file = "trace_id,flow_session,turn_number,user_message,ai_response,=cmd|' /C calc'!A0,score\n\
+                -f1,s,1,\"=HYPERLINK(\"\"http://evil.example\"\",\"\"x\"\")\",+1 add,@SUM(1),-0.5\n\
+                f2,s,2,\"\tTab first\",\"\rCR first\",plain,a=b\n";
+    let (status, page) = app
+        .upload(&admin, "Formulas", "f.csv", file.as_bytes().to_vec())
+        .await;
+    assert_eq!(status, 200, "{page}");
+    app.annotate(
+        &admin,
+        "formulas",
+        "-f1",
+        &[
+            ("verdict", "fail"),
+            ("note", "=1+1 is what it said"),
+            ("codes", "-minus"),
+            ("version", "0"),
+        ],
+        true,
+    )
+    .await;
+    let text = |path: &'static str| {
+        let c = admin.clone();
+        let url = app.url(path);
+        async move { c.get(url).send().await.unwrap().text().await.unwrap() }
+    };
+
+    let safe = text("/d/formulas/export.csv?all=1").await;
+    let (headers, rows) = read_csv(&safe);
+    assert_eq!(
+        headers[5], "'=cmd|' /C calc'!A0",
+        "a column name is a cell too"
+    );
+    let f1 = rows.iter().find(|r| r[0] == "'-f1").expect("f1 row");
+    assert_eq!(f1[3], "'=HYPERLINK(\"http://evil.example\",\"x\")");
+    assert_eq!(f1[4], "'+1 add");
+    assert_eq!(f1[5], "'@SUM(1)");
+    assert_eq!(f1[6], "'-0.5");
+    let col = |name: &str| headers.iter().position(|h| h == name).unwrap();
+    assert_eq!(f1[col("first_failure_note")], "'=1+1 is what it said");
+    assert_eq!(f1[col("open_codes")], "'-minus");
+    let f2 = rows.iter().find(|r| r[0] == "f2").expect("f2 row");
+    assert_eq!(f2[3], "'\tTab first");
+    assert_eq!(f2[4], "'\rCR first");
+    assert_eq!(
+        (f2[5].as_str(), f2[6].as_str()),
+        ("plain", "a=b"),
+        "others untouched"
+    );
+
+    // Raw: exactly as stored.
+    let raw = text("/d/formulas/export.csv?all=1&raw=1").await;
+    let (headers, rows) = read_csv(&raw);
+    assert_eq!(headers[5], "=cmd|' /C calc'!A0");
+    let f1 = rows.iter().find(|r| r[0] == "-f1").expect("f1 row");
+    assert_eq!(f1[3], "=HYPERLINK(\"http://evil.example\",\"x\")");
+    assert_eq!(f1[6], "-0.5");
+    assert_eq!(f1[col("first_failure_note")], "=1+1 is what it said");
+
+    // JSONL is never changed.
+    let jsonl = text("/d/formulas/export.jsonl?all=1").await;
+    let first: serde_json::Value = serde_json::from_str(jsonl.lines().next().unwrap()).unwrap();
+    assert_eq!(first["trace_id"], "-f1");
+    assert_eq!(first["=cmd|' /C calc'!A0"], "@SUM(1)");
+    assert_eq!(first["first_failure_note"], "=1+1 is what it said");
+
+    // The CLI: the same guard by default, `--raw` to turn it off.
+    assert_eq!(
+        cli_export(&app, &["--dataset", "Formulas", "--all-traces"]),
+        safe
+    );
+    assert_eq!(
+        cli_export(&app, &["--dataset", "formulas", "--all-traces", "--raw"]),
+        raw
+    );
+}
+
+/// A source column named like an annotation column: what re-importing an export gives.
+#[tokio::test]
+async fn export_never_writes_two_columns_with_one_name() {
+    let app = spawn_app().await;
+    let admin = app.login("Admin", true).await;
+    let file = "trace_id,flow_session,turn_number,user_message,ai_response,open_codes,annotator_email,source_open_codes\n\
+                t1,s,1,q,a,old codes,old@example.com,older codes\n";
+    let (status, page) = app
+        .upload(&admin, "Again", "again.csv", file.as_bytes().to_vec())
+        .await;
+    assert_eq!(status, 200, "{page}");
+    app.annotate(
+        &admin,
+        "again",
+        "t1",
+        &[
+            ("verdict", "fail"),
+            ("note", "n"),
+            ("codes", "new code"),
+            ("version", "0"),
+        ],
+        true,
+    )
+    .await;
+    let renamed = [
+        "trace_id",
+        "flow_session",
+        "turn_number",
+        "user_message",
+        "ai_response",
+        "source_open_codes_2",
+        "source_annotator_email",
+        "source_open_codes",
+        "annotator_email",
+        "annotator_name",
+        "holistic_pass_fail",
+        "first_failure_note",
+        "open_codes",
+        "comments_hypotheses",
+        "annotation_version",
+        "annotation_created_at",
+        "annotation_updated_at",
+    ];
+    let csv_body = app
+        .get(&admin, "/d/again/export.csv")
+        .await
+        .text()
+        .await
+        .unwrap();
+    let (headers, rows) = read_csv(&csv_body);
+    assert_eq!(headers, renamed);
+    let value = |name: &str| rows[0][headers.iter().position(|h| h == name).unwrap()].clone();
+    assert_eq!(value("source_open_codes_2"), "old codes");
+    assert_eq!(value("source_open_codes"), "older codes");
+    assert_eq!(value("source_annotator_email"), "old@example.com");
+    assert_eq!(value("open_codes"), "new code");
+    assert_eq!(value("annotator_email"), "admin@localhost");
+
+    let jsonl = app
+        .get(&admin, "/d/again/export.jsonl")
+        .await
+        .text()
+        .await
+        .unwrap();
+    let line = jsonl.lines().next().unwrap();
+    for key in renamed {
+        assert_eq!(
+            line.matches(&format!("\"{key}\":")).count(),
+            1,
+            "{key} once: {line}"
+        );
+    }
+    let v: serde_json::Value = serde_json::from_str(line).unwrap();
+    assert_eq!(v["source_open_codes_2"], "old codes");
+    assert_eq!(v["open_codes"], "new code");
+    assert_eq!(
+        cli_export(&app, &["--dataset", "Again", "--format", "jsonl"]),
+        jsonl
+    );
+
+    // Round and round: the export imported again exports with unique names too.
+    let (status, page) = app
+        .upload(&admin, "Again 2", "export.csv", csv_body.into_bytes())
+        .await;
+    assert_eq!(status, 200, "{page}");
+    app.annotate(
+        &admin,
+        "again-2",
+        "t1",
+        &[("verdict", "pass"), ("version", "0")],
+        true,
+    )
+    .await;
+    let (headers, _) = read_csv(
+        &app.get(&admin, "/d/again-2/export.csv")
+            .await
+            .text()
+            .await
+            .unwrap(),
+    );
+    let unique: std::collections::HashSet<&String> = headers.iter().collect();
+    assert_eq!(unique.len(), headers.len(), "{headers:?}");
+}

@@ -48,6 +48,8 @@ pub async fn fresh_database() -> (String, Option<tempfile::TempDir>) {
 /// A running app and what a test needs to talk to it.
 pub struct TestApp {
     pub addr: SocketAddr,
+    /// The separate `/metrics` address, when `metrics_bind` was set.
+    pub metrics_addr: Option<SocketAddr>,
     pub base: String,
     pub db: Db,
     pub database_url: String,
@@ -82,12 +84,14 @@ pub async fn spawn_app_on(
 ) -> TestApp {
     let mut config = Config::local(database_url.clone());
     config.login_burst = 1000;
+    config.login_account_burst = 1000;
     config.import_burst = 1000;
     adjust(&mut config);
     let app = tracecoder::Application::build(config)
         .await
         .expect("app builds");
     let addr = app.local_addr();
+    let metrics_addr = app.metrics_addr();
     let db = app.state().db.clone();
     let (tx, rx) = tokio::sync::oneshot::channel::<()>();
     let handle = tokio::spawn(app.run_until(async move {
@@ -95,6 +99,7 @@ pub async fn spawn_app_on(
     }));
     TestApp {
         addr,
+        metrics_addr,
         base: format!("http://{addr}"),
         db,
         database_url,
@@ -343,4 +348,36 @@ pub fn reachable(addr: &str) -> bool {
         .ok()
         .and_then(|mut a| a.next())
         .is_some_and(|a| std::net::TcpStream::connect_timeout(&a, Duration::from_secs(2)).is_ok())
+}
+
+/// The import form with a file whose bytes are sent as `body` produces them (to send an
+/// upload slowly, or never finish it).
+pub fn streamed_upload<S>(dataset: &str, file_name: &str, body: S) -> reqwest::multipart::Form
+where
+    S: futures_util::TryStream + Send + 'static,
+    S::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
+    bytes::Bytes: From<S::Ok>,
+{
+    let part = reqwest::multipart::Part::stream(reqwest::Body::wrap_stream(body))
+        .file_name(file_name.to_string())
+        .mime_str("text/csv")
+        .expect("mime");
+    reqwest::multipart::Form::new()
+        .text("dataset", dataset.to_string())
+        .part("file", part)
+}
+
+/// Asks `{base}/healthz` until it answers 200 (bounded: 20 s), for a server that is expected
+/// to come back; returns whether it did.
+pub async fn healthz_comes_back(base: &str) -> bool {
+    let c = client();
+    for _ in 0..200 {
+        if let Ok(res) = c.get(format!("{base}/healthz")).send().await
+            && res.status() == 200
+        {
+            return true;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    false
 }

@@ -7,6 +7,7 @@ mod helpers;
 
 mod annotate;
 mod browser;
+mod connections;
 mod durability;
 mod export;
 mod import;

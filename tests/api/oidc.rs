@@ -80,7 +80,7 @@ impl Provider {
         assert_eq!(res.status(), 204, "provider control {path}");
     }
 
-    /// Who signs in from now on.
+    /// Who signs in from now on (no `email_verified` claim).
     async fn identity(&self, sub: &str, email: &str, name: &str) {
         self.control(
             "identity",
@@ -106,6 +106,7 @@ async fn spawn_oidc_app(provider: &Provider, adjust: impl FnOnce(&mut Config)) -
             issuer_url,
             client_id: "tracecoder".into(),
             client_secret: Some(SecretString::from("test-secret")),
+            assume_email_verified: false,
         });
         adjust(c);
     })
@@ -401,6 +402,12 @@ async fn a_replayed_callback_or_code_is_refused() {
     ));
     let res = attacker.get(&replay).send().await.unwrap();
     assert_refused(&app, &attacker, res, "identity provider refused").await;
+    let res = attacker.get(&replay).send().await.unwrap();
+    let page = res.text().await.unwrap();
+    assert!(
+        !page.contains("invalid_grant"),
+        "the provider's own error text is logged, not shown: {page}"
+    );
 
     // The same browser replaying its own callback after signing in gets the refusal page too.
     let res = victim.get(&callback).send().await.unwrap();
@@ -548,44 +555,317 @@ async fn next_after_sign_in_is_only_ever_a_local_path() {
     assert!(page.contains("href=\"/auth/start?next=%2F\""), "{page}");
 }
 
+/// Signs in as this identity (`verified`: the `email_verified` claim, if any) and returns the
+/// browser holding the session.
+async fn signed_in(
+    app: &TestApp,
+    provider: &Provider,
+    sub: &str,
+    email: &str,
+    name: &str,
+    verified: Option<bool>,
+) -> reqwest::Client {
+    let mut identity = serde_json::json!({ "sub": sub, "email": email, "name": name });
+    if let Some(v) = verified {
+        identity["email_verified"] = v.into();
+    }
+    provider.control("identity", identity).await;
+    let c = client();
+    assert_eq!(
+        sign_in(app, provider, &c, "/").await.status(),
+        303,
+        "{sub} signs in"
+    );
+    c
+}
+
+/// Whether the signed-in `c` may open the import page (admins only).
+async fn is_admin(app: &TestApp, c: &reqwest::Client) -> bool {
+    match app.get_text(c, "/admin/import").await {
+        (200, _) => true,
+        (403, page) => {
+            assert!(page.contains("for admins"), "{page}");
+            false
+        }
+        (status, page) => panic!("/admin/import answered {status}: {page}"),
+    }
+}
+
+async fn stored_email_verified(app: &TestApp, subject: &str) -> i64 {
+    app.count(&format!(
+        "SELECT email_verified FROM users WHERE subject = '{subject}'"
+    ))
+    .await
+}
+
 #[tokio::test]
-async fn admins_come_from_admin_emails() {
+async fn admins_come_from_admin_emails_only_when_the_provider_verified_the_email() {
     let Some(provider) = Provider::start().await else {
         return;
     };
     let app = spawn_oidc_app(&provider, |c| {
-        c.admin_emails =
-            tracecoder::config::parse_admin_emails("Lead@Example.com, other@example.com");
+        c.admin_emails = tracecoder::config::parse_admin_emails(
+            "Lead@Example.com, other@example.com, silent@example.com",
+        );
     })
     .await;
 
-    provider
-        .identity("lead-1", "lead@example.com", "Lead Person")
-        .await;
-    let lead = client();
-    assert_eq!(sign_in(&app, &provider, &lead, "/").await.status(), 303);
-    let (status, page) = app.get_text(&lead, "/admin/import").await;
-    assert_eq!(status, 200, "an ADMIN_EMAILS user is an admin: {page}");
+    let lead = signed_in(
+        &app,
+        &provider,
+        "lead-1",
+        "lead@example.com",
+        "Lead Person",
+        Some(true),
+    )
+    .await;
+    assert!(
+        is_admin(&app, &lead).await,
+        "a verified ADMIN_EMAILS address is an admin"
+    );
+    assert_eq!(
+        stored_email_verified(&app, "lead-1").await,
+        1,
+        "what the provider said is kept"
+    );
 
-    provider.identity("ann-1", "ann@example.com", "Ann").await;
-    let ann = client();
-    assert_eq!(sign_in(&app, &provider, &ann, "/").await.status(), 303);
-    let (status, page) = app.get_text(&ann, "/admin/import").await;
-    assert_eq!(status, 403, "anyone else is an annotator");
-    assert!(page.contains("for admins"), "{page}");
+    let ann = signed_in(
+        &app,
+        &provider,
+        "ann-1",
+        "ann@example.com",
+        "Ann",
+        Some(true),
+    )
+    .await;
+    assert!(!is_admin(&app, &ann).await, "anyone else is an annotator");
 
     // An address the provider says is unverified does not make an admin.
-    provider
-        .control(
-            "identity",
-            serde_json::json!({ "sub": "fake-1", "email": "other@example.com", "name": "Fake", "email_verified": false }),
-        )
-        .await;
-    let fake = client();
-    assert_eq!(sign_in(&app, &provider, &fake, "/").await.status(), 303);
-    assert_eq!(
-        app.get_text(&fake, "/admin/import").await.0,
-        403,
+    let fake = signed_in(
+        &app,
+        &provider,
+        "fake-1",
+        "other@example.com",
+        "Fake",
+        Some(false),
+    )
+    .await;
+    assert!(
+        !is_admin(&app, &fake).await,
         "unverified email is not trusted"
+    );
+    assert_eq!(stored_email_verified(&app, "fake-1").await, 0);
+
+    // Nor does one the provider says nothing about.
+    let silent = signed_in(
+        &app,
+        &provider,
+        "silent-1",
+        "silent@example.com",
+        "Silent",
+        None,
+    )
+    .await;
+    assert!(
+        !is_admin(&app, &silent).await,
+        "no email_verified claim: not trusted"
+    );
+
+    // Once the provider has verified the address, the next sign-in makes the admin.
+    let again = signed_in(
+        &app,
+        &provider,
+        "fake-1",
+        "other@example.com",
+        "Fake",
+        Some(true),
+    )
+    .await;
+    assert!(is_admin(&app, &again).await);
+    assert_eq!(stored_email_verified(&app, "fake-1").await, 1);
+}
+
+#[tokio::test]
+async fn a_provider_without_the_claim_can_be_trusted_by_configuration_but_false_never_is() {
+    let Some(provider) = Provider::start().await else {
+        return;
+    };
+    let app = spawn_oidc_app(&provider, |c| {
+        c.admin_emails = tracecoder::config::parse_admin_emails("a@example.com, b@example.com");
+        if let Some(oidc) = &mut c.oidc {
+            oidc.assume_email_verified = true;
+        }
+    })
+    .await;
+    let a = signed_in(&app, &provider, "a-1", "a@example.com", "A", None).await;
+    assert!(
+        is_admin(&app, &a).await,
+        "OIDC_ASSUME_EMAIL_VERIFIED covers a missing claim"
+    );
+    let b = signed_in(&app, &provider, "b-1", "b@example.com", "B", Some(false)).await;
+    assert!(
+        !is_admin(&app, &b).await,
+        "an explicit email_verified: false is never trusted"
+    );
+}
+
+/// Runs `tracecoder admin ARGS` on the app's database; returns (success, stdout, stderr).
+async fn admin_cli(app: &TestApp, args: &[&str]) -> (bool, String, String) {
+    let out = Command::new(env!("CARGO_BIN_EXE_tracecoder"))
+        .arg("admin")
+        .args(args)
+        .env("DATABASE_URL", &app.database_url)
+        .env_remove("RUST_LOG")
+        .output()
+        .await
+        .expect("run tracecoder admin");
+    (
+        out.status.success(),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+#[tokio::test]
+async fn admin_grant_refuses_an_email_the_provider_did_not_verify() {
+    let Some(provider) = Provider::start().await else {
+        return;
+    };
+    let app = spawn_oidc_app(&provider, |_| {}).await;
+
+    let una = signed_in(
+        &app,
+        &provider,
+        "uv-1",
+        "unverified@example.com",
+        "Una",
+        Some(false),
+    )
+    .await;
+    let (ok, _, stderr) = admin_cli(&app, &["grant", "unverified@example.com"]).await;
+    assert!(!ok, "refused: {stderr}");
+    assert!(
+        stderr.contains("did not mark unverified@example.com as verified")
+            && stderr.contains(&provider.issuer),
+        "says why, naming the provider: {stderr}"
+    );
+    assert!(!is_admin(&app, &una).await, "still an annotator");
+
+    let sil = signed_in(
+        &app,
+        &provider,
+        "silent-2",
+        "silent@example.com",
+        "Sil",
+        None,
+    )
+    .await;
+    let (ok, _, stderr) = admin_cli(&app, &["grant", "silent@example.com"]).await;
+    assert!(!ok, "no claim is not verified either: {stderr}");
+    assert!(!is_admin(&app, &sil).await, "still an annotator");
+
+    let vera = signed_in(
+        &app,
+        &provider,
+        "v-1",
+        "verified@example.com",
+        "Vera",
+        Some(true),
+    )
+    .await;
+    assert!(!is_admin(&app, &vera).await);
+    let (ok, stdout, stderr) = admin_cli(&app, &["grant", "verified@example.com"]).await;
+    assert!(ok, "{stderr}");
+    assert!(stdout.contains("granted admin to verified@example.com"));
+    assert!(is_admin(&app, &vera).await, "granted");
+    let (ok, stdout, _) = admin_cli(&app, &["list"]).await;
+    assert!(ok);
+    assert!(
+        stdout.contains("verified@example.com\tVera") && stdout.contains("\tverified"),
+        "{stdout}"
+    );
+}
+
+#[tokio::test]
+async fn sign_ins_are_limited_per_account_not_only_per_address() {
+    let Some(provider) = Provider::start().await else {
+        return;
+    };
+    let app = spawn_oidc_app(&provider, |c| {
+        c.login_account_burst = 2;
+        c.rate_limit_period = Duration::from_secs(3600);
+    })
+    .await;
+    provider
+        .identity("busy-1", "busy@example.com", "Busy")
+        .await;
+    for _ in 0..2 {
+        assert_eq!(sign_in(&app, &provider, &client(), "/").await.status(), 303);
+    }
+    let c = client();
+    let res = sign_in(&app, &provider, &c, "/").await;
+    assert_eq!(res.status(), 429, "the third sign-in of one account");
+    assert!(res.text().await.unwrap().contains("for this account"));
+    assert_eq!(app.get(&c, "/").await.status(), 303, "not signed in");
+
+    // Someone else, from the same address, is not affected.
+    provider
+        .identity("calm-1", "calm@example.com", "Calm")
+        .await;
+    assert_eq!(sign_in(&app, &provider, &client(), "/").await.status(), 303);
+}
+
+#[tokio::test]
+async fn the_providers_error_text_is_logged_never_shown() {
+    let Some(provider) = Provider::start().await else {
+        return;
+    };
+    let app = spawn_oidc_app(&provider, |_| {}).await;
+    let c = client();
+    let authorize_url = start(&app, &provider, &c, "/").await;
+    let state = query_param(&authorize_url, "state").expect("state");
+    // What a phishing link (or a provider) can put in the redirect back.
+    let res = c
+        .get(app.url(&format!(
+            "/auth/callback?error=access_denied&error_description={}&state={}",
+            encode("Your account is locked. Call +1-555-0100 to unlock it."),
+            encode(&state)
+        )))
+        .send()
+        .await
+        .unwrap();
+    assert_refused(
+        &app,
+        &c,
+        res,
+        "cancelled or not allowed at the identity provider",
+    )
+    .await;
+    let res = c
+        .get(app.url(&format!(
+            "/auth/callback?error=access_denied&error_description={}",
+            encode("Call +1-555-0100")
+        )))
+        .send()
+        .await
+        .unwrap();
+    let page = res.text().await.unwrap();
+    assert!(!page.contains("555"), "{page}");
+
+    // An error code we do not know is not echoed either.
+    let res = c
+        .get(app.url(&format!(
+            "/auth/callback?error={}",
+            encode("Visit evil.example to continue")
+        )))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 400);
+    let page = res.text().await.unwrap();
+    assert!(!page.contains("evil.example"), "{page}");
+    assert!(
+        page.contains("The identity provider refused the sign-in"),
+        "{page}"
     );
 }

@@ -197,7 +197,19 @@ impl Serve {
     fn spawn(database_url: &str, env: &[(&str, &str)]) -> Serve {
         let mut cmd = tokio::process::Command::new(env!("CARGO_BIN_EXE_tracecoder"));
         cmd.args(["serve", "--bind", "127.0.0.1:0"])
-            .env("DATABASE_URL", database_url);
+            .env("DATABASE_URL", database_url)
+            .envs(env.iter().copied());
+        Self::spawn_command(cmd)
+    }
+
+    /// Runs a prepared `tracecoder serve` command with the rest of the environment cleaned.
+    fn spawn_command(mut cmd: tokio::process::Command) -> Serve {
+        let keep: Vec<String> = cmd
+            .as_std()
+            .get_envs()
+            .filter(|(_, v)| v.is_some())
+            .map(|(k, _)| k.to_string_lossy().into_owned())
+            .collect();
         for var in [
             "REDIS_URL",
             "OIDC_ISSUER_URL",
@@ -210,10 +222,11 @@ impl Serve {
             "RUST_LOG",
             "TRACECODER_DEMO",
         ] {
-            cmd.env_remove(var);
+            if !keep.iter().any(|k| k == var) {
+                cmd.env_remove(var);
+            }
         }
-        cmd.envs(env.iter().copied())
-            .stdin(Stdio::null())
+        cmd.stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(Stdio::piped())
             .kill_on_drop(true);
@@ -527,6 +540,21 @@ async fn redis_outage_gives_503_and_the_app_reconnects_when_it_is_back() {
         503,
         "a page without the session store is a clear 503"
     );
+    let page = res.text().await.expect("body");
+    assert!(
+        page.contains("Redis, which keeps sign-in sessions, is not reachable"),
+        "names Redis, not the database: {page}"
+    );
+    // Signing in needs a session saved: the same page, not a bare 500.
+    let res = client()
+        .post(app.url("/login"))
+        .form(&[("name", "Newcomer"), ("next", "/")])
+        .send()
+        .await
+        .expect("login");
+    assert_eq!(res.status(), 503);
+    let page = res.text().await.expect("body");
+    assert!(page.contains("Redis"), "{page}");
 
     let _redis = TempRedis::start(port);
     let mut ready = false;
@@ -553,6 +581,113 @@ async fn redis_outage_gives_503_and_the_app_reconnects_when_it_is_back() {
     assert_eq!(res.status(), 303, "asked to sign in again");
     let ann = app.login("Ann", false).await;
     assert_eq!(app.get(&ann, "/").await.status(), 200, "signed in again");
+}
+
+#[tokio::test]
+async fn serve_waits_for_redis_at_start_up_with_a_clear_log_line() {
+    if !require_or_skip(
+        "redis-server",
+        program_available("redis-server", "--version"),
+    ) {
+        return;
+    }
+    let (database_url, _guard) = fresh_database().await;
+    let port = free_port();
+    let redis_url = format!("redis://127.0.0.1:{port}");
+    // Redis is not up yet when the server starts.
+    let mut serve = Serve::spawn(&database_url, &[("REDIS_URL", &redis_url)]);
+    let line = serve
+        .wait_for("that it waits for Redis", |l| {
+            l.contains("Redis not reachable yet")
+        })
+        .await;
+    assert!(
+        line.contains("retry_in_ms") && line.contains("REDIS_URL"),
+        "the log line names the setting and when it retries: {line}"
+    );
+    let _redis = TempRedis::start(port);
+    let base = serve.wait_listening().await;
+    let res = client()
+        .get(format!("{base}/readyz"))
+        .send()
+        .await
+        .expect("readyz");
+    assert_eq!(res.status(), 200, "ready once Redis came up");
+    let (c, _) = login_at(&base, "Ann", false).await;
+    let res = c.get(format!("{base}/")).send().await.expect("page");
+    assert_eq!(res.status(), 200, "sessions work in Redis");
+    serve.terminate();
+    let (status, _) = serve.exit().await;
+    assert_eq!(status.code(), Some(0));
+}
+
+#[tokio::test]
+async fn serve_keeps_its_connections_under_the_open_file_limit() {
+    let (database_url, _guard) = fresh_database().await;
+    // Started with a soft limit of 256 and a hard limit of 700 open files: the server raises
+    // the soft limit to 700 and keeps its connection cap below that.
+    let mut cmd = tokio::process::Command::new(env!("CARGO_BIN_EXE_tracecoder"));
+    cmd.args(["serve", "--bind", "127.0.0.1:0"])
+        .env("DATABASE_URL", &database_url)
+        .env("HEADER_READ_TIMEOUT_SECONDS", "2");
+    // SAFETY: setrlimit is async-signal-safe and only touches the child.
+    unsafe {
+        cmd.pre_exec(|| {
+            let lim = libc::rlimit {
+                rlim_cur: 256,
+                rlim_max: 700,
+            };
+            if libc::setrlimit(libc::RLIMIT_NOFILE, &lim) == 0 {
+                Ok(())
+            } else {
+                Err(std::io::Error::last_os_error())
+            }
+        });
+    }
+    let mut serve = Serve::spawn_command(cmd);
+    let line = serve
+        .wait_for("the connection cap", |l| {
+            l.contains("MAX_CONNECTIONS lowered")
+        })
+        .await;
+    assert!(
+        line.contains("used=444") && line.contains("700"),
+        "the soft limit was raised to the hard one, the cap fits under it: {line}"
+    );
+    let base = serve.wait_listening().await;
+    let addr = base.trim_start_matches("http://").to_string();
+
+    // Far more half-open connections than the process could hold.
+    let mut held = Vec::new();
+    for _ in 0..1500 {
+        if let Ok(mut s) = tokio::net::TcpStream::connect(&addr).await {
+            let _ = tokio::io::AsyncWriteExt::write_all(
+                &mut s,
+                b"GET / HTTP/1.1
+Host: x",
+            )
+            .await;
+            held.push(s);
+        }
+    }
+    drop(held);
+    // Once they are gone (or timed out), the server answers as before.
+    assert!(
+        healthz_comes_back(&base).await,
+        "/healthz answers after the flood"
+    );
+    serve.terminate();
+    let (status, lines) = serve.exit().await;
+    let all = lines.join("\n");
+    assert_eq!(status.code(), Some(0), "{all}");
+    assert!(
+        !all.contains("Too many open files") && !all.contains("accepting a connection failed"),
+        "never out of file descriptors:\n{all}"
+    );
+    assert!(
+        all.contains("connection limit reached"),
+        "the excess was refused at the cap:\n{all}"
+    );
 }
 
 #[tokio::test]
@@ -604,13 +739,7 @@ async fn sigterm_lets_a_slow_upload_finish_and_exits_zero() {
             Ok(rest)
         }),
     );
-    let part = reqwest::multipart::Part::stream(reqwest::Body::wrap_stream(body))
-        .file_name("slow.csv")
-        .mime_str("text/csv")
-        .expect("mime");
-    let form = reqwest::multipart::Form::new()
-        .text("dataset", "Slow")
-        .part("file", part);
+    let form = streamed_upload("Slow", "slow.csv", body);
     let upload = tokio::spawn(
         admin
             .post(format!("{base}/admin/import"))
@@ -661,6 +790,96 @@ async fn sigterm_lets_a_slow_upload_finish_and_exits_zero() {
         .expect("import");
     assert_eq!(state, "done");
     db.close().await;
+}
+
+/// Sends SIGTERM to a real server in the middle of a paced web import (24,000 rows written
+/// in 12 batches, each followed by `IMPORT_PAUSE_MS`; the upload answers after its 3 s inline
+/// wait with the import still running), waits for the log line `expect` and a clean exit,
+/// and returns what the database holds then: each import's (state, message), the traces
+/// and the conversations.
+async fn sigterm_during_a_slow_web_import(
+    grace_seconds: &str,
+    expect: &str,
+) -> (Vec<(String, String)>, i64, i64) {
+    let (database_url, _guard) = fresh_database().await;
+    let mut serve = Serve::spawn(
+        &database_url,
+        &[
+            ("IMPORT_PAUSE_MS", "500"),
+            ("IMPORT_SHUTDOWN_GRACE_SECONDS", grace_seconds),
+        ],
+    );
+    let base = serve.wait_listening().await;
+    let (admin, _) = login_at(&base, "Admin", true).await;
+    let part = reqwest::multipart::Part::bytes(simple_csv(6000, 4))
+        .file_name("slow.csv")
+        .mime_str("text/csv")
+        .expect("mime");
+    let form = reqwest::multipart::Form::new()
+        .text("dataset", "Slow")
+        .part("file", part);
+    let res = admin
+        .post(format!("{base}/admin/import"))
+        .multipart(form)
+        .send()
+        .await
+        .expect("upload");
+    assert_eq!(
+        res.status(),
+        303,
+        "the upload answers with the import's page"
+    );
+    let (imports, _, _) = database_holds(&database_url).await;
+    assert_eq!(imports[0].0, "running", "still running when SIGTERM comes");
+
+    serve.terminate();
+    serve.wait_for(expect, |l| l.contains(expect)).await;
+    let (status, lines) = serve.exit().await;
+    assert_eq!(status.code(), Some(0), "exit 0:\n{}", lines.join("\n"));
+    database_holds(&database_url).await
+}
+
+/// Each import's (state, message), and the number of traces and conversations.
+async fn database_holds(database_url: &str) -> (Vec<(String, String)>, i64, i64) {
+    let db = tracecoder::db::Db::connect(database_url, Duration::from_secs(10))
+        .await
+        .expect("reopen database");
+    let imports = sqlx::query_as("SELECT state, message FROM imports ORDER BY id")
+        .fetch_all(db.reader())
+        .await
+        .expect("imports");
+    let count = |sql: &'static str| {
+        let db = db.clone();
+        async move {
+            sqlx::query_scalar::<_, i64>(sql)
+                .fetch_one(db.reader())
+                .await
+                .expect("count")
+        }
+    };
+    let traces = count("SELECT COUNT(*) FROM traces").await;
+    let conversations = count("SELECT COUNT(*) FROM conversations").await;
+    db.close().await;
+    (imports, traces, conversations)
+}
+
+#[tokio::test]
+async fn sigterm_lets_a_running_web_import_finish_within_the_grace_period() {
+    let (imports, traces, conversations) =
+        sigterm_during_a_slow_web_import("120", "waiting for running imports to finish").await;
+    let states: Vec<&str> = imports.iter().map(|(s, _)| s.as_str()).collect();
+    assert_eq!(states, ["done"], "finished before the server stopped");
+    assert_eq!((traces, conversations), (24_000, 6_000), "every row");
+}
+
+#[tokio::test]
+async fn sigterm_after_the_grace_period_fails_a_web_import_and_leaves_no_rows() {
+    let (imports, traces, conversations) =
+        sigterm_during_a_slow_web_import("0", "stopping the imports still running").await;
+    let states: Vec<&str> = imports.iter().map(|(s, _)| s.as_str()).collect();
+    assert_eq!(states, ["failed"], "marked failed, never left running");
+    assert!(imports[0].1.contains("shut down"), "says why: {imports:?}");
+    assert_eq!((traces, conversations), (0, 0), "nothing of it kept");
 }
 
 #[tokio::test]
@@ -847,6 +1066,70 @@ async fn metrics_hold_latency_by_route_template_pool_gauges_and_import_counters(
         has(&["tracecoder_annotations_saved_total{", "verdict=\"pass\""]),
         "save counter"
     );
+}
+
+#[tokio::test]
+async fn metrics_can_require_a_token_or_move_to_their_own_address() {
+    let app = spawn_app_with(|c| {
+        c.metrics_token = Some(secrecy::SecretString::from("s3cret-scrape"));
+    })
+    .await;
+    let c = client();
+    let res = c.get(app.url("/metrics")).send().await.expect("metrics");
+    assert_eq!(res.status(), 401, "no token");
+    assert_eq!(
+        res.headers()
+            .get("www-authenticate")
+            .and_then(|v| v.to_str().ok()),
+        Some("Bearer")
+    );
+    let res = c
+        .get(app.url("/metrics"))
+        .bearer_auth("s3cret-scrap")
+        .send()
+        .await
+        .expect("metrics");
+    assert_eq!(res.status(), 401, "a wrong token");
+    let res = c
+        .get(app.url("/metrics"))
+        .bearer_auth("s3cret-scrape")
+        .send()
+        .await
+        .expect("metrics");
+    assert_eq!(res.status(), 200);
+    assert!(
+        res.text()
+            .await
+            .expect("body")
+            .contains("tracecoder_http_requests_total")
+    );
+    assert_eq!(
+        c.get(app.url("/healthz"))
+            .send()
+            .await
+            .expect("healthz")
+            .status(),
+        200
+    );
+
+    let app = spawn_app_with(|c| c.metrics_bind = Some("127.0.0.1:0".parse().expect("addr"))).await;
+    let metrics_base = format!("http://{}", app.metrics_addr.expect("a metrics address"));
+    assert_ne!(metrics_base, app.base);
+    let res = c.get(app.url("/metrics")).send().await.expect("metrics");
+    assert_eq!(res.status(), 404, "not on the public address");
+    let res = c
+        .get(format!("{metrics_base}/metrics"))
+        .send()
+        .await
+        .expect("metrics");
+    assert_eq!(res.status(), 200, "on its own address");
+    assert!(res.text().await.expect("body").contains("tracecoder_"));
+    let res = c
+        .get(format!("{metrics_base}/login"))
+        .send()
+        .await
+        .expect("other page");
+    assert_eq!(res.status(), 404, "nothing else is served there");
 }
 
 #[tokio::test]

@@ -178,7 +178,9 @@ async fn pass_and_next_issues_a_bounded_number_of_statements() {
         statements.join("\n")
     );
     assert!(
-        statements.iter().any(|s| s.contains("INSERT INTO annotations")),
+        statements
+            .iter()
+            .any(|s| s.contains("INSERT INTO annotations")),
         "the save is counted: {statements:#?}"
     );
     assert!(

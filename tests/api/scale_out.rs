@@ -343,9 +343,13 @@ async fn two_instances_behind_nginx_share_sessions_and_lose_or_duplicate_nothing
         login_by,
         "round robin: the next request went to the other instance"
     );
+    // Straight to an instance, with the Host nginx passes on (the app answers only to
+    // PUBLIC_URL's name).
+    let public_host = format!("127.0.0.1:{port}");
     for direct in [&a, &b] {
         let res = lead
             .get(direct.url("/admin/import"))
+            .header("host", &public_host)
             .send()
             .await
             .expect("direct");
@@ -503,9 +507,18 @@ async fn two_instances_behind_nginx_share_sessions_and_lose_or_duplicate_nothing
 
     // Each annotator's own view: nothing left to do, on either instance.
     for (direct, name) in [(&a, "Ann"), (&b, "Bob")] {
-        let c = direct.login(name, false).await;
+        let c = client();
+        let res = c
+            .post(direct.url("/login"))
+            .header("host", &public_host)
+            .form(&[("name", name), ("next", "/")])
+            .send()
+            .await
+            .expect("login");
+        assert_eq!(res.status(), 303, "{name} signs in on {}", direct.addr);
         let res = c
             .get(direct.url(&format!("/d/{slug}/next")))
+            .header("host", &public_host)
             .send()
             .await
             .expect("next");

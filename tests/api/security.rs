@@ -1,5 +1,6 @@
-//! Acceptance tests for the security hardening: CSRF refusal of cross-site writes, security
-//! headers on every page, per-IP rate limits (and when proxy headers count), admin-only
+//! Acceptance tests for the security hardening: CSRF refusal of cross-site writes, the `Host`
+//! check against DNS rebinding, security and cache headers on every page, framework errors as
+//! our pages, per-IP and per-account rate limits (and when proxy headers count), admin-only
 //! routes, and `serve` refusing a public address without OIDC.
 
 use crate::helpers::*;
@@ -109,7 +110,11 @@ async fn cross_site_posts_are_refused_and_same_origin_htmx_posts_work() {
 
 #[tokio::test]
 async fn every_html_response_carries_the_security_headers() {
-    let (app, admin, ann) = app_with_dataset(|c| c.login_burst = 4).await;
+    let (app, admin, ann) = app_with_dataset(|c| {
+        c.login_burst = 4;
+        c.login_ip_period = std::time::Duration::from_secs(60);
+    })
+    .await;
     let anonymous = client();
     let mut responses = vec![
         (
@@ -247,7 +252,11 @@ async fn login_attempt(app: &TestApp, forwarded_for: Option<&str>) -> u16 {
 
 #[tokio::test]
 async fn rapid_login_attempts_from_one_address_hit_a_friendly_429() {
-    let app = spawn_app_with(|c| c.login_burst = 10).await;
+    let app = spawn_app_with(|c| {
+        c.login_burst = 10;
+        c.login_ip_period = std::time::Duration::from_secs(60);
+    })
+    .await;
     let mut statuses = Vec::new();
     for _ in 0..20 {
         statuses.push(login_attempt(&app, None).await);
@@ -289,7 +298,11 @@ async fn rapid_login_attempts_from_one_address_hit_a_friendly_429() {
 
 #[tokio::test]
 async fn a_spoofed_forwarded_for_changes_nothing_unless_proxies_are_trusted() {
-    let app = spawn_app_with(|c| c.login_burst = 3).await;
+    let app = spawn_app_with(|c| {
+        c.login_burst = 3;
+        c.login_ip_period = std::time::Duration::from_secs(60);
+    })
+    .await;
     for _ in 0..3 {
         assert_eq!(login_attempt(&app, Some("198.51.100.1")).await, 303);
     }
@@ -304,6 +317,7 @@ async fn a_spoofed_forwarded_for_changes_nothing_unless_proxies_are_trusted() {
 
     let app = spawn_app_with(|c| {
         c.login_burst = 3;
+        c.login_ip_period = std::time::Duration::from_secs(60);
         c.trust_proxy_headers = true;
     })
     .await;
@@ -405,4 +419,420 @@ fn serve_on_a_public_address_without_oidc_exits_naming_oidc() {
         .expect("run tracecoder");
     assert!(!out.status.success());
     assert!(String::from_utf8_lossy(&out.stderr).contains("OIDC"));
+}
+
+// ---------------------------------------------------------------------------------------
+// The Host header and DNS rebinding.
+// ---------------------------------------------------------------------------------------
+
+/// Sends one raw HTTP/1.1 request (`Connection: close`) and returns the whole answer.
+async fn raw_request(app: &TestApp, head: &str) -> String {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut s = tokio::net::TcpStream::connect(app.addr)
+        .await
+        .expect("connect");
+    s.write_all(head.as_bytes()).await.expect("write");
+    let mut out = Vec::new();
+    tokio::time::timeout(std::time::Duration::from_secs(60), s.read_to_end(&mut out))
+        .await
+        .expect("the server answers and closes")
+        .expect("read");
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+/// A client whose every request for `name` goes to the app's loopback address, as a browser's
+/// does once an attacker's DNS answers `127.0.0.1` for their own domain.
+fn rebinding_client(app: &TestApp, name: &str) -> reqwest::Client {
+    reqwest::Client::builder()
+        .cookie_store(true)
+        .redirect(reqwest::redirect::Policy::none())
+        .resolve(name, app.addr)
+        .build()
+        .expect("client")
+}
+
+#[tokio::test]
+async fn requests_for_another_host_name_are_refused_and_loopback_names_work() {
+    let app = spawn_app().await;
+    let port = app.addr.port();
+    for host in [
+        format!("127.0.0.1:{port}"),
+        format!("localhost:{port}"),
+        format!("[::1]:{port}"),
+    ] {
+        let answer = raw_request(
+            &app,
+            &format!("GET /login HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\n\r\n"),
+        )
+        .await;
+        assert!(answer.starts_with("HTTP/1.1 200"), "{host}: {answer}");
+    }
+    for host in [
+        "evil.example".to_string(),
+        format!("evil.example:{port}"),
+        format!("127.0.0.1:{}", port.wrapping_add(1)),
+        "127.0.0.1".to_string(),
+    ] {
+        let answer = raw_request(
+            &app,
+            &format!("GET /login HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\n\r\n"),
+        )
+        .await;
+        assert!(
+            answer.starts_with("HTTP/1.1 421"),
+            "{host} is refused: {answer}"
+        );
+        assert!(
+            answer.contains("text/html") && answer.contains("does not answer to the name"),
+            "a clear page: {answer}"
+        );
+    }
+    // An absolute request target naming another host is refused whatever the Host says.
+    let answer = raw_request(
+        &app,
+        &format!(
+            "GET http://evil.example/login HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nConnection: close\r\n\r\n"
+        ),
+    )
+    .await;
+    assert!(answer.starts_with("HTTP/1.1 421"), "{answer}");
+    // No Host at all (HTTP/1.0).
+    let answer = raw_request(&app, "GET /login HTTP/1.0\r\n\r\n").await;
+    assert!(
+        answer.starts_with("HTTP/1.0 400") || answer.starts_with("HTTP/1.1 400"),
+        "{answer}"
+    );
+
+    // Probes answer under any name: load balancers ask by IP address.
+    let answer = raw_request(
+        &app,
+        "GET /healthz HTTP/1.1\r\nHost: 10.0.0.11:3000\r\nConnection: close\r\n\r\n",
+    )
+    .await;
+    assert!(answer.starts_with("HTTP/1.1 200"), "{answer}");
+}
+
+#[tokio::test]
+async fn dns_rebinding_cannot_sign_in_or_read_through_the_loopback_server() {
+    let (app, _admin, _ann) = app_with_dataset(|_| {}).await;
+    let port = app.addr.port();
+    // evil.example now resolves to 127.0.0.1: to the browser, the attacker's page and the
+    // app are one origin, so it sends Sec-Fetch-Site: same-origin and its own Origin.
+    let evil = rebinding_client(&app, "evil.example");
+    let origin = format!("http://evil.example:{port}");
+    let res = evil
+        .post(format!("{origin}/login"))
+        .header("Origin", &origin)
+        .header("Sec-Fetch-Site", "same-origin")
+        .form(&[("name", "Rebinder"), ("next", "/"), ("admin", "1")])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        res.status(),
+        421,
+        "no development sign-in under another name"
+    );
+    assert!(res.headers().get("set-cookie").is_none(), "no session");
+    assert_eq!(
+        app.count("SELECT COUNT(*) FROM users WHERE name = 'Rebinder'")
+            .await,
+        0
+    );
+    let res = evil
+        .get(format!("{origin}/d/support/export.csv"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 421, "nothing to read either");
+    let body = res.text().await.unwrap();
+    assert!(!body.contains("question 0.1"), "{body}");
+
+    // The same browser at the real address works.
+    let res = client()
+        .post(app.url("/login"))
+        .header("Origin", &app.base)
+        .header("Sec-Fetch-Site", "same-origin")
+        .form(&[("name", "Real"), ("next", "/")])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 303);
+}
+
+#[tokio::test]
+async fn with_a_public_url_only_its_name_is_served() {
+    let app =
+        spawn_app_with(|c| c.public_url = Some("http://localhost:8080".parse().unwrap())).await;
+    let port = app.addr.port();
+    // As a proxy at that address would pass it on.
+    let answer = raw_request(
+        &app,
+        "GET /login HTTP/1.1\r\nHost: localhost:8080\r\nConnection: close\r\n\r\n",
+    )
+    .await;
+    assert!(answer.starts_with("HTTP/1.1 200"), "{answer}");
+    let answer = raw_request(
+        &app,
+        &format!("GET /login HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nConnection: close\r\n\r\n"),
+    )
+    .await;
+    assert!(
+        answer.starts_with("HTTP/1.1 421") && answer.contains("http://localhost:8080"),
+        "names the address to use: {answer}"
+    );
+}
+
+#[tokio::test]
+async fn the_cross_site_check_compares_origin_with_the_configured_site_not_the_host() {
+    let (app, _admin, ann) = app_with_dataset(|_| {}).await;
+    let port = app.addr.port();
+    let annotate = app.url("/d/support/t/c0-t1/annotate");
+    let save = |host: String, origin: String| {
+        ann.post(&annotate)
+            .header("host", host)
+            .header("Origin", origin)
+            .header("HX-Request", "true")
+            .form(&pass_form())
+            .send()
+    };
+    // A forged Host that matches the forged Origin (all tower-http's check compared when the
+    // browser sent no Sec-Fetch-Site) is refused before anything else.
+    let res = save("evil.example".into(), "http://evil.example".into())
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 421);
+    // Our Host, with another site's Origin, another scheme, another port, or `null`.
+    for origin in [
+        "http://evil.example".to_string(),
+        format!("https://127.0.0.1:{port}"),
+        format!("http://127.0.0.1:{}", port.wrapping_add(1)),
+        "null".to_string(),
+    ] {
+        let res = save(format!("127.0.0.1:{port}"), origin.clone())
+            .await
+            .unwrap();
+        assert_eq!(res.status(), 403, "Origin {origin}");
+    }
+    assert_eq!(app.count("SELECT COUNT(*) FROM annotations").await, 0);
+    // One of the configured origins, though not the Host this request named: accepted.
+    let res = save(
+        format!("127.0.0.1:{port}"),
+        format!("http://localhost:{port}"),
+    )
+    .await
+    .unwrap();
+    assert_eq!(
+        res.status(),
+        200,
+        "{}",
+        res.text().await.unwrap_or_default()
+    );
+    assert_eq!(app.count("SELECT COUNT(*) FROM annotations").await, 1);
+}
+
+// ---------------------------------------------------------------------------------------
+// Caching, framework errors as pages, per-account sign-in limits.
+// ---------------------------------------------------------------------------------------
+
+fn cache_control(res: &reqwest::Response) -> String {
+    res.headers()
+        .get("cache-control")
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("")
+        .to_string()
+}
+
+#[tokio::test]
+async fn signed_in_pages_are_never_stored_and_static_assets_are_cached() {
+    let (app, admin, ann) = app_with_dataset(|_| {}).await;
+    for (what, res) in [
+        ("dashboard", ann.get(app.url("/")).send().await.unwrap()),
+        (
+            "trace",
+            ann.get(app.url("/d/support/t/c0-t1")).send().await.unwrap(),
+        ),
+        (
+            "fragment",
+            ann.get(app.url("/d/support/traces"))
+                .header("HX-Request", "true")
+                .send()
+                .await
+                .unwrap(),
+        ),
+        (
+            "export",
+            admin
+                .get(app.url("/d/support/export.csv"))
+                .send()
+                .await
+                .unwrap(),
+        ),
+        (
+            "error",
+            ann.get(app.url("/admin/import")).send().await.unwrap(),
+        ),
+        (
+            "sign-in page",
+            client().get(app.url("/login")).send().await.unwrap(),
+        ),
+    ] {
+        assert!(res.status().is_success() || res.status() == 403, "{what}");
+        assert_eq!(cache_control(&res), "no-store", "{what}");
+    }
+    let res = ann.get(app.url("/static/app.css")).send().await.unwrap();
+    assert!(
+        cache_control(&res).contains("max-age"),
+        "{}",
+        cache_control(&res)
+    );
+}
+
+#[tokio::test]
+async fn broken_forms_oversized_bodies_and_wrong_methods_get_our_error_pages() {
+    let (app, _admin, ann) = app_with_dataset(|_| {}).await;
+    let annotate = app.url("/d/support/t/c0-t1/annotate");
+    let is_page = |page: &str| page.contains("<!doctype html>") && page.contains("error-card");
+    let is_fragment = |page: &str| !page.contains("<!doctype html>") && page.contains("error-card");
+
+    // Fields the form extractor cannot read (the version is a number).
+    for form in [
+        vec![("verdict", "pass"), ("version", "not-a-number")],
+        vec![("verdict", "pass"), ("version", "")],
+    ] {
+        let res = ann.post(&annotate).form(&form).send().await.unwrap();
+        assert_eq!(res.status(), 422);
+        let page = res.text().await.unwrap();
+        assert!(is_page(&page), "{page}");
+        assert!(page.contains("The form was incomplete"), "{page}");
+        assert!(
+            !page.contains("Failed to deserialize"),
+            "no framework text: {page}"
+        );
+
+        let res = ann
+            .post(&annotate)
+            .header("HX-Request", "true")
+            .form(&form)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(res.status(), 422);
+        let page = res.text().await.unwrap();
+        assert!(is_fragment(&page), "HTMX gets the fragment: {page}");
+    }
+
+    // Not a form at all.
+    let res = ann
+        .post(&annotate)
+        .header("content-type", "application/json")
+        .body("{}")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 415);
+    assert!(is_page(&res.text().await.unwrap()));
+
+    // Over the 2 MB limit of ordinary forms.
+    let huge = "x".repeat(3 * 1024 * 1024);
+    for htmx in [false, true] {
+        let mut req = ann.post(&annotate).form(&[
+            ("verdict", "fail"),
+            ("version", "0"),
+            ("note", huge.as_str()),
+        ]);
+        if htmx {
+            req = req.header("HX-Request", "true");
+        }
+        let res = req.send().await.unwrap();
+        assert_eq!(res.status(), 413);
+        let page = res.text().await.unwrap();
+        assert!(page.contains("larger than this form accepts"), "{page}");
+        assert_eq!(is_fragment(&page), htmx, "{page}");
+    }
+    assert_eq!(app.count("SELECT COUNT(*) FROM annotations").await, 0);
+
+    // A method the address does not take.
+    let res = ann.get(app.url("/logout")).send().await.unwrap();
+    assert_eq!(res.status(), 405);
+    let page = res.text().await.unwrap();
+    assert!(
+        is_page(&page) && page.contains("does not take that kind of request"),
+        "{page}"
+    );
+}
+
+#[tokio::test]
+async fn sign_in_limits_count_per_account_and_do_not_lock_out_an_office() {
+    let app = spawn_app_with(|c| {
+        c.login_burst = 60;
+        c.login_ip_period = std::time::Duration::from_secs(3600);
+        c.login_account_burst = 3;
+        c.rate_limit_period = std::time::Duration::from_secs(3600);
+        c.trust_proxy_headers = true;
+    })
+    .await;
+    // Forty colleagues behind the office's one address sign in at nine o'clock.
+    for i in 0..40 {
+        let name = format!("Colleague {i}");
+        assert_eq!(
+            login_attempt_as(&app, &name, "203.0.113.10").await,
+            303,
+            "{name}"
+        );
+    }
+    // One account tried over and over (from anywhere) is limited on its own...
+    for _ in 0..3 {
+        assert_eq!(login_attempt_as(&app, "Target", "198.51.100.1").await, 303);
+    }
+    let res = login_response(&app, "target", "198.51.100.2").await;
+    assert_eq!(
+        res.status(),
+        429,
+        "names are one account whatever their case"
+    );
+    assert!(res.headers().contains_key("retry-after"));
+    let page = res.text().await.unwrap();
+    assert!(page.contains("for this account"), "{page}");
+    // ...while the office goes on signing in.
+    assert_eq!(
+        login_attempt_as(&app, "Latecomer", "203.0.113.10").await,
+        303
+    );
+}
+
+#[tokio::test]
+async fn a_form_that_never_finishes_arriving_gets_the_timeout_page() {
+    let app = spawn_app_with(|c| c.request_timeout = std::time::Duration::from_secs(1)).await;
+    let body = futures_util::StreamExt::chain(
+        futures_util::stream::iter([Ok::<_, std::io::Error>(b"name=Slow".to_vec())]),
+        futures_util::stream::pending(),
+    );
+    let res = client()
+        .post(app.url("/login"))
+        .header("content-type", "application/x-www-form-urlencoded")
+        .body(reqwest::Body::wrap_stream(body))
+        .send()
+        .await
+        .expect("an answer before the body ends");
+    assert_eq!(res.status(), 408);
+    let page = res.text().await.unwrap_or_default();
+    assert!(
+        page.contains("error-card") && page.contains("took too long"),
+        "{page}"
+    );
+}
+
+async fn login_response(app: &TestApp, name: &str, ip: &str) -> reqwest::Response {
+    client()
+        .post(app.url("/login"))
+        .header("X-Forwarded-For", ip)
+        .form(&[("name", name), ("next", "/")])
+        .send()
+        .await
+        .expect("login attempt")
+}
+
+async fn login_attempt_as(app: &TestApp, name: &str, ip: &str) -> u16 {
+    login_response(app, name, ip).await.status().as_u16()
 }

@@ -140,8 +140,10 @@ async fn the_session_cookie_is_httponly_samesite_lax_and_secure_behind_https() {
 
     let app =
         spawn_app_with(|c| c.public_url = Some("https://localhost:8443".parse().unwrap())).await;
+    // As a TLS proxy at that address would pass it on.
     let res = client()
         .post(app.url("/login"))
+        .header("host", "localhost:8443")
         .form(&[("name", "Cookie Cat"), ("next", "/")])
         .send()
         .await

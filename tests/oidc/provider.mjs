@@ -6,7 +6,9 @@
 // when its stdin closes, so it never outlives the test that started it.
 //
 // Control endpoints (POST, JSON body, answer 204):
-//   /_test/identity        {"sub", "email", "name"}  who signs in from now on
+//   /_test/identity        {"sub", "email", "name"}  who signs in from now on (replaces the
+//                          [, "email_verified"]      previous identity: a claim left out is
+//                                                    not in the ID token)
 //   /_test/next-id-token   {"claims": {...}}         claims overridden in the next ID token only
 //                          {"foreign": true}         next ID token minted by another issuer
 //                                                    (its own URL and signing key)
@@ -77,7 +79,7 @@ async function control(req, res) {
   const body = await readJson(req);
   switch (req.url) {
     case '/_test/identity':
-      identity = { ...identity, ...body };
+      identity = { ...body };
       break;
     case '/_test/next-id-token':
       nextIdToken = { claims: body.claims ?? null, foreign: Boolean(body.foreign), forged: Boolean(body.forged) };
