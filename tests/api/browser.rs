@@ -466,14 +466,25 @@ async fn a_save_that_fails_on_the_way_keeps_what_was_typed() {
     assert_passed(&report, ok, &stderr);
 
     // None of the failed attempts stored anything; the real save stored what was typed.
-    let saved: Vec<(String, String, String, String)> = sqlx::query_as(
-        "SELECT t.trace_id, a.verdict, a.first_failure_note, a.open_codes
+    let rows: Vec<(i64, String, String, String)> = sqlx::query_as(
+        "SELECT a.id, t.trace_id, a.verdict, a.first_failure_note
          FROM annotations a JOIN users u ON u.id = a.user_id JOIN traces t ON t.id = a.trace_pk
          WHERE u.name = 'Sam Saver'",
     )
     .fetch_all(app.db.reader())
     .await
     .expect("annotations");
+    let mut saved = Vec::new();
+    for (id, trace, verdict, note) in rows {
+        let codes: Vec<String> = sqlx::query_scalar(
+            "SELECT code FROM annotation_codes WHERE annotation_id = $1 ORDER BY position",
+        )
+        .bind(id)
+        .fetch_all(app.db.reader())
+        .await
+        .expect("codes");
+        saved.push((trace, verdict, note, codes.join(", ")));
+    }
     assert_eq!(
         saved,
         vec![(

@@ -185,7 +185,11 @@ impl TestApp {
                 let (s, b) = self.get_text(c, &loc).await;
                 status = s;
                 body = b;
-                if !body.contains("data-state=\"running\"") {
+                if Page::parse(&body)
+                    .attr("#import-status", "data-state")
+                    .as_deref()
+                    != Some("running")
+                {
                     break;
                 }
                 tokio::time::sleep(Duration::from_millis(100)).await;
@@ -236,9 +240,67 @@ pub fn encode(s: &str) -> String {
 
 /// The trace id shown on a trace page (`data-trace-id` of `#trace`).
 pub fn shown_trace(page: &str) -> Option<String> {
-    let start = page.find("id=\"trace\" data-trace-id=\"")? + "id=\"trace\" data-trace-id=\"".len();
-    let end = page[start..].find('"')?;
-    Some(unescape(&page[start..start + end]))
+    Page::parse(page).attr("#trace", "data-trace-id")
+}
+
+/// A page (or fragment) parsed as a browser would, to assert on elements, attributes and
+/// text rather than on substrings of the markup.
+pub struct Page(scraper::Html);
+
+impl Page {
+    pub fn parse(html: &str) -> Page {
+        Page(scraper::Html::parse_document(html))
+    }
+
+    fn selector(css: &str) -> scraper::Selector {
+        scraper::Selector::parse(css).unwrap_or_else(|e| panic!("bad selector {css:?}: {e}"))
+    }
+
+    /// Elements matching `css`.
+    pub fn count(&self, css: &str) -> usize {
+        self.0.select(&Self::selector(css)).count()
+    }
+
+    /// Whether an element matches `css`.
+    pub fn has(&self, css: &str) -> bool {
+        self.count(css) > 0
+    }
+
+    /// Attribute `name` of the first element matching `css`.
+    pub fn attr(&self, css: &str, name: &str) -> Option<String> {
+        self.0
+            .select(&Self::selector(css))
+            .next()
+            .and_then(|e| e.value().attr(name))
+            .map(str::to_string)
+    }
+
+    /// The text of every element matching `css`, whitespace collapsed.
+    pub fn texts(&self, css: &str) -> Vec<String> {
+        self.0
+            .select(&Self::selector(css))
+            .map(|e| e.text().collect::<Vec<_>>().join(" "))
+            .map(|t| t.split_whitespace().collect::<Vec<_>>().join(" "))
+            .collect()
+    }
+
+    /// The text of the first element matching `css` (empty when none does).
+    pub fn text(&self, css: &str) -> String {
+        self.texts(css).into_iter().next().unwrap_or_default()
+    }
+
+    /// Whether the page is a whole document (with the top bar), not a fragment.
+    pub fn is_whole_page(&self) -> bool {
+        self.has("header.top")
+    }
+
+    /// The metadata side panel as (name, value) pairs.
+    pub fn metadata(&self) -> Vec<(String, String)> {
+        self.texts(".metadata dt")
+            .into_iter()
+            .zip(self.texts(".metadata dd"))
+            .collect()
+    }
 }
 
 /// Undoes askama's HTML escaping for comparisons.

@@ -55,7 +55,9 @@ async fn botdojo_file_imports_in_order_with_tool_cards_and_escaped_markup() {
     assert!(trace.contains("450 ms"), "tool duration");
     assert!(trace.contains("turn 2 of 2"));
     assert!(
-        trace.contains("<dt>Model</dt><dd>gpt</dd>"),
+        Page::parse(&trace)
+            .metadata()
+            .contains(&("Model".into(), "gpt".into())),
         "metadata in side panel"
     );
     assert!(

@@ -390,7 +390,11 @@ async fn two_instances_behind_nginx_share_sessions_and_lose_or_duplicate_nothing
         let res = lead.get(&status_url).send().await.expect("import page");
         assert_eq!(res.status(), 200);
         page = res.text().await.expect("body");
-        if !page.contains("data-state=\"running\"") {
+        if Page::parse(&page)
+            .attr("#import-status", "data-state")
+            .as_deref()
+            != Some("running")
+        {
             break;
         }
         tokio::time::sleep(Duration::from_millis(100)).await;

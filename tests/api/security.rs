@@ -692,8 +692,14 @@ async fn signed_in_pages_are_never_stored_and_static_assets_are_cached() {
 async fn broken_forms_oversized_bodies_and_wrong_methods_get_our_error_pages() {
     let (app, _admin, ann) = app_with_dataset(|_| {}).await;
     let annotate = app.url("/d/support/t/c0-t1/annotate");
-    let is_page = |page: &str| page.contains("<!doctype html>") && page.contains("error-card");
-    let is_fragment = |page: &str| !page.contains("<!doctype html>") && page.contains("error-card");
+    let is_page = |page: &str| {
+        let page = Page::parse(page);
+        page.is_whole_page() && page.has(".error-card")
+    };
+    let is_fragment = |page: &str| {
+        let page = Page::parse(page);
+        !page.is_whole_page() && page.has(".error-card")
+    };
 
     // Fields the form extractor cannot read (the version is a number).
     for form in [
