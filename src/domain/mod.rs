@@ -2,6 +2,7 @@
 
 pub mod annotation;
 pub mod order;
+pub mod saturation;
 pub mod slug;
 pub mod tool_calls;
 
