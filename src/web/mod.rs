@@ -7,6 +7,7 @@ pub mod export;
 pub mod htmx;
 pub mod import;
 pub mod login;
+pub mod markdown;
 pub mod ops;
 pub mod pages;
 pub mod security;
