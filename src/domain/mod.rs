@@ -1,6 +1,7 @@
 //! Domain types: parsed once at the edge, trusted everywhere else.
 
 pub mod annotation;
+pub mod code_clusters;
 pub mod order;
 pub mod saturation;
 pub mod slug;
