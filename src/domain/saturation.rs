@@ -182,38 +182,19 @@ mod tests {
         let curve = saturation_curve(annotations, size(2));
         assert_eq!(curve.len(), 3);
 
-        let b0 = &curve[0];
-        assert_eq!(
-            (b0.index, b0.len, b0.partial, b0.annotations),
-            (0, 2, false, 2)
-        );
-        assert_eq!(
-            (b0.new_codes, b0.distinct_codes, b0.code_uses, b0.singletons),
-            (2, 2, 3, 1)
-        );
-        assert!(close(b0.coverage, 2.0 / 3.0));
-
-        let b1 = &curve[1];
-        assert_eq!(
-            (b1.index, b1.len, b1.partial, b1.annotations),
-            (1, 2, false, 4)
-        );
-        assert_eq!(
-            (b1.new_codes, b1.distinct_codes, b1.code_uses, b1.singletons),
-            (1, 3, 6, 1)
-        );
-        assert!(close(b1.coverage, 5.0 / 6.0));
-
-        let b2 = &curve[2];
-        assert_eq!(
-            (b2.index, b2.len, b2.partial, b2.annotations),
-            (2, 1, true, 5)
-        );
-        assert_eq!(
-            (b2.new_codes, b2.distinct_codes, b2.code_uses, b2.singletons),
-            (1, 4, 7, 2)
-        );
-        assert!(close(b2.coverage, 5.0 / 7.0));
+        // (index, len, partial, annotations, new, distinct, uses, once-used, coverage)
+        let expected = [
+            (0, 2, false, 2, 2, 2, 3, 1, 2.0 / 3.0),
+            (1, 2, false, 4, 1, 3, 6, 1, 5.0 / 6.0),
+            (2, 1, true, 5, 1, 4, 7, 2, 5.0 / 7.0),
+        ];
+        for (b, e) in curve.iter().zip(expected) {
+            let got = (b.index, b.len, b.partial, b.annotations, b.new_codes);
+            assert_eq!(got, (e.0, e.1, e.2, e.3, e.4), "block {}", e.0);
+            let got = (b.distinct_codes, b.code_uses, b.singletons);
+            assert_eq!(got, (e.5, e.6, e.7), "block {}", e.0);
+            assert!(close(b.coverage, e.8), "block {}: {:?}", e.0, b.coverage);
+        }
     }
 
     #[test]
