@@ -3,11 +3,13 @@
 
 pub mod agreement;
 pub mod annotation;
+pub mod code_clusters;
 pub mod dataset_name;
 pub mod ids;
 pub mod import;
 pub mod judge_stats;
 pub mod order;
+pub mod saturation;
 pub mod slug;
 pub mod tool_calls;
 pub mod trace;

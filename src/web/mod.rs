@@ -10,6 +10,7 @@ pub mod htmx;
 pub mod import;
 pub mod list;
 pub mod login;
+pub mod markdown;
 pub mod navigation;
 pub mod ops;
 pub mod pages;
