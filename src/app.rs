@@ -40,6 +40,11 @@ impl Application {
             Some(settings) => Some(OidcClient::discover(&config, settings).await?),
             None => None,
         };
+        // Traces an interrupted run left unassigned in an assigned dataset are dealt now.
+        let dealt = crate::db::assignments::assign_all_pending(&db).await?;
+        if dealt > 0 {
+            tracing::info!(traces = dealt, "assigned traces left unassigned");
+        }
         if config.demo {
             crate::demo::load_if_empty(&db).await?;
         }

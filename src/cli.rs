@@ -53,6 +53,11 @@ pub enum Command {
         #[command(subcommand)]
         action: AdminAction,
     },
+    /// Assign a dataset's traces to annotators: a shared overlap everyone codes, the rest
+    /// balanced among them (or `--clear` to remove the assignment).
+    Assign(crate::cli_review::AssignArgs),
+    /// Write a dataset's reference labels (adjudicated or unanimous) as CSV.
+    Reference(crate::cli_review::ReferenceArgs),
 }
 
 #[derive(Args, Debug)]
@@ -278,10 +283,16 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Import(args) => import_file(&cli.database_url, args).await,
         Command::Export(args) => export(&cli.database_url, args).await,
         Command::Admin { action } => admin(&cli.database_url, action).await,
+        Command::Assign(args) => {
+            crate::cli_review::assign(&connect(&cli.database_url).await?, args).await
+        }
+        Command::Reference(args) => {
+            crate::cli_review::reference(&connect(&cli.database_url).await?, args).await
+        }
     }
 }
 
-async fn connect(url: &str) -> anyhow::Result<Db> {
+pub(crate) async fn connect(url: &str) -> anyhow::Result<Db> {
     Db::connect_as(url, Duration::from_secs(30), Role::Command).await
 }
 

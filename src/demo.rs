@@ -3,7 +3,7 @@
 
 use std::io::Write;
 
-use crate::db::{Db, datasets};
+use crate::db::{Db, datasets, users};
 use crate::import;
 
 /// The 28 columns of a BotDojo export, in its order.
@@ -210,6 +210,68 @@ pub async fn load_if_empty(db: &Db) -> anyhow::Result<()> {
     let pending = import::register(db, DEMO_DATASET, "demo.csv", None, csv.len() as i64).await?;
     let report = import::run(db, &pending, std::io::Cursor::new(csv), None).await?;
     tracing::info!(rows, inserted = report.inserted, "loaded the demo dataset");
+    add_team_review_demo(db, pending.dataset_id).await?;
+    Ok(())
+}
+
+/// Two demo annotators who coded the same first traces, agreeing on most and not on a
+/// few, so the agreement page, the disagreements and the reference labels have something
+/// to show on a first run. (No assignment: whoever signs in may code everything.)
+async fn add_team_review_demo(db: &Db, dataset: crate::domain::DatasetId) -> anyhow::Result<()> {
+    use crate::db::saves::{self, TraceRef};
+    use crate::db::scope::Scope;
+    use crate::domain::{AnnotationInput, SortKey, TracePk};
+
+    const CODES: [(&str, &str); 4] = [
+        ("The answer ignores the tool's error", "ignored tool error"),
+        ("Wrong order status given", "wrong order status"),
+        ("Promised a refund without checking", "unverified promise"),
+        ("Curt, unhelpful tone", "tone"),
+    ];
+    let coders = [
+        ("Ada (demo)", "ada.demo@localhost"),
+        ("Ben (demo)", "ben.demo@localhost"),
+    ];
+    let traces: Vec<(TracePk, SortKey)> = sqlx::query_as(
+        "SELECT id, sort_key FROM traces WHERE dataset_id = $1 ORDER BY sort_key LIMIT 24",
+    )
+    .bind(dataset)
+    .fetch_all(db.reader())
+    .await?;
+    for (who, (name, email)) in coders.into_iter().enumerate() {
+        let who_am = users::SignIn {
+            issuer: crate::auth::dev::DEV_ISSUER,
+            subject: &name.to_lowercase(),
+            email,
+            name,
+            email_verified: true,
+        };
+        let user = users::upsert(db, &who_am, false).await?;
+        let scope = Scope::own(dataset, user.id);
+        for (i, &(pk, sort_key)) in traces.iter().enumerate() {
+            // Ada fails every third trace; Ben agrees but for every seventh, and names a
+            // different failure on every fifth.
+            let ada_fails = i % 3 == 1;
+            let fails = if who == 1 && i % 7 == 3 {
+                !ada_fails
+            } else {
+                ada_fails
+            };
+            let (note, code) = CODES[(i + usize::from(who == 1 && i % 5 == 4)) % CODES.len()];
+            let input = if fails {
+                AnnotationInput::parse("fail", note, code, "", 0)
+            } else {
+                AnnotationInput::parse("pass", "", "", "", 0)
+            }
+            .map_err(|e| anyhow::anyhow!("demo annotation: {:?}", e.messages()))?;
+            let target = TraceRef {
+                pk,
+                dataset_id: dataset,
+                sort_key,
+            };
+            saves::save(db, target, &scope, &input).await?;
+        }
+    }
     Ok(())
 }
 

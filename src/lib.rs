@@ -6,6 +6,7 @@
 pub mod app;
 pub mod auth;
 pub mod cli;
+pub mod cli_review;
 pub mod config;
 pub mod db;
 pub mod demo;
@@ -13,6 +14,7 @@ pub mod domain;
 pub mod error;
 pub mod export;
 pub mod import;
+pub mod review;
 pub mod server;
 pub mod state;
 pub mod telemetry;

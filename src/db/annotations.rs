@@ -71,7 +71,8 @@ where
 }
 
 /// The annotations of a trace by others than the viewer that the scope shows (unique index
-/// prefix `trace_pk`): none for an annotator, everyone else's for a lead.
+/// prefix `trace_pk`): none for an annotator; for a lead, everyone else's once the blind
+/// rule allows (see `super::scope`).
 pub(crate) async fn others_for_trace_on<'e, E>(
     executor: E,
     backend: Backend,
@@ -85,11 +86,12 @@ where
         "SELECT u.name AS user_name, u.email AS user_email, a.verdict, a.first_failure_note,
                 {} AS open_codes, a.comments, a.version
          FROM annotations a JOIN users u ON u.id = a.user_id
-         WHERE a.trace_pk = $3 AND a.dataset_id = $1 AND a.user_id <> $2 AND {}
+         WHERE a.trace_pk = $3 AND a.dataset_id = $1 AND a.user_id <> $2 AND {} AND {}
          ORDER BY u.name",
         codes::codes_of(backend, "a.id"),
-        // An own-only scope holds none of them.
-        scope.annotations("a")
+        // An own-only scope holds none of them; a lead's is blind until their own save.
+        scope.annotations("a"),
+        scope.others_visible("a"),
     ))
     .bind(scope.dataset)
     .bind(scope.viewer)

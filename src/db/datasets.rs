@@ -3,10 +3,11 @@
 use sqlx::FromRow;
 
 use super::progress::Counts;
-use super::types::Json;
+use super::scope::Assignment;
+use super::types::{Flag, Json};
 use super::{Db, now};
 use crate::domain::dataset_name::key_of;
-use crate::domain::{DatasetId, DatasetName, UserId};
+use crate::domain::{AssigneeId, DatasetId, DatasetName, UserId};
 
 /// A dataset as listed and addressed.
 #[derive(Debug, Clone, FromRow)]
@@ -18,6 +19,9 @@ pub struct Dataset {
     #[sqlx(try_from = "Json<Vec<String>>")]
     pub columns: Vec<String>,
     pub trace_count: i64,
+    /// Admins stay blind too: the trace view shows no one else's annotation.
+    #[sqlx(try_from = "Flag")]
+    pub blind_admins: bool,
 }
 
 /// A dataset on the dashboard with this user's progress.
@@ -36,7 +40,7 @@ impl DatasetSummary {
     }
 }
 
-const COLUMNS: &str = "id, slug, name, columns, trace_count";
+const COLUMNS: &str = "id, slug, name, columns, trace_count, blind_admins";
 
 /// By slug (unique index on `slug`).
 pub async fn by_slug(db: &Db, slug: &str) -> Result<Option<Dataset>, sqlx::Error> {
@@ -44,6 +48,55 @@ pub async fn by_slug(db: &Db, slug: &str) -> Result<Option<Dataset>, sqlx::Error
         .bind(slug)
         .fetch_optional(db.reader())
         .await
+}
+
+/// A dataset by slug with how `email` stands towards its assignment, in one statement
+/// (every request under `/d/{slug}` reads it): unique index on `slug`, primary keys of
+/// `dataset_assignments` and `assignees (dataset_id, email)`.
+pub async fn for_viewer(
+    db: &Db,
+    slug: &str,
+    email: &str,
+) -> Result<Option<(Dataset, Assignment)>, sqlx::Error> {
+    #[derive(FromRow)]
+    struct Row {
+        #[sqlx(flatten)]
+        dataset: Dataset,
+        #[sqlx(try_from = "Flag")]
+        has_assignment: bool,
+        assignee: Option<AssigneeId>,
+    }
+    let row: Option<Row> = sqlx::query_as(
+        "SELECT d.id, d.slug, d.name, d.columns, d.trace_count, d.blind_admins,
+                CASE WHEN a.dataset_id IS NULL THEN 0 ELSE 1 END AS has_assignment,
+                s.id AS assignee
+         FROM datasets d
+         LEFT JOIN dataset_assignments a ON a.dataset_id = d.id
+         LEFT JOIN assignees s ON s.dataset_id = d.id AND s.email = $2 AND $2 <> ''
+         WHERE d.slug = $1",
+    )
+    .bind(slug)
+    .bind(email.to_lowercase())
+    .fetch_optional(db.reader())
+    .await?;
+    Ok(row.map(|r| {
+        let assignment = if r.has_assignment {
+            Assignment::Active(r.assignee)
+        } else {
+            Assignment::None
+        };
+        (r.dataset, assignment)
+    }))
+}
+
+/// Keeps admins blind on the trace view too, or not (primary key).
+pub async fn set_blind_admins(db: &Db, dataset: DatasetId, blind: bool) -> Result<(), sqlx::Error> {
+    sqlx::query("UPDATE datasets SET blind_admins = $1 WHERE id = $2")
+        .bind(Flag(blind))
+        .bind(dataset)
+        .execute(db.writer())
+        .await?;
+    Ok(())
 }
 
 /// The dataset with this name (unique index `datasets_name_key`), or a new one. A new name

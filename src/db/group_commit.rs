@@ -22,8 +22,9 @@ use tokio::sync::{mpsc, oneshot};
 use tracing::Instrument;
 
 use super::saves::{SaveOutcome, TraceRef, save_alone, save_in};
+use super::scope::Scope;
 use super::write::Writer;
-use crate::domain::{AnnotationInput, UserId};
+use crate::domain::AnnotationInput;
 
 /// The most saves one transaction takes. Bounds how long a save waits behind a batch
 /// (about 0.1 ms of statements per save, plus one fsync).
@@ -36,7 +37,7 @@ type Answer = Result<SaveOutcome, sqlx::Error>;
 
 struct SaveJob {
     trace: TraceRef,
-    user: UserId,
+    scope: Scope,
     input: AnnotationInput,
     reply: oneshot::Sender<Answer>,
     /// The request's span: the save's statements are logged (and counted) as its own.
@@ -60,11 +61,11 @@ impl GroupCommit {
 
     /// Queues a save and waits until it is committed (or refused). The save happens even if
     /// the caller stops waiting: once queued it is not abandoned half-way.
-    pub async fn save(&self, trace: TraceRef, user: UserId, input: AnnotationInput) -> Answer {
+    pub async fn save(&self, trace: TraceRef, scope: Scope, input: AnnotationInput) -> Answer {
         let (reply, answer) = oneshot::channel();
         let job = SaveJob {
             trace,
-            user,
+            scope,
             input,
             reply,
             span: tracing::Span::current(),
@@ -115,7 +116,7 @@ async fn commit_batch(writer: &Writer, batch: &mut Vec<SaveJob>) {
         }
     }
     for job in batch.drain(..) {
-        let answer = save_alone(writer, job.trace, job.user, &job.input)
+        let answer = save_alone(writer, job.trace, &job.scope, &job.input)
             .instrument(job.span.clone())
             .await;
         let _ = job.reply.send(answer);
@@ -131,7 +132,7 @@ async fn save_together(writer: &Writer, batch: &[SaveJob]) -> Result<Vec<Answer>
     let mut answers = Vec::with_capacity(batch.len());
     for job in batch {
         tx.savepoint(SAVEPOINT).await?;
-        let outcome = save_in(&mut tx, writer.backend(), job.trace, job.user, &job.input)
+        let outcome = save_in(&mut tx, writer.backend(), job.trace, &job.scope, &job.input)
             .instrument(job.span.clone())
             .await?;
         match outcome {

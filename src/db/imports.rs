@@ -357,7 +357,7 @@ const SESSIONS_PER_STATEMENT: usize = 500;
 /// `?`: it finds a *named* parameter (`$n`) by a linear scan of the statement's parameter
 /// list, and sqlx asks for every parameter's name, so `$n` costs grow with the square of
 /// the parameters (a 4,400-parameter insert spent half the import there).
-fn values_list(backend: super::Backend, rows: usize, columns: usize) -> String {
+pub(crate) fn values_list(backend: super::Backend, rows: usize, columns: usize) -> String {
     let mut sql = String::with_capacity(rows * columns * 5);
     let mut n = 0;
     for r in 0..rows {

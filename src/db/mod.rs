@@ -5,12 +5,14 @@
 //! traces and annotations a request sees is decided in one place (`scope`).
 
 pub mod annotations;
+pub mod assignments;
 pub mod codes;
 pub mod datasets;
 pub mod export;
 pub mod group_commit;
 pub mod imports;
 pub mod progress;
+pub mod review;
 pub mod saves;
 pub mod scope;
 pub mod sessions;

@@ -36,6 +36,21 @@ pub async fn counts(db: &Db, dataset: DatasetId, user: UserId) -> Result<Counts,
     }))
 }
 
+/// How many traces the viewer's queue holds under an assignment (primary key of
+/// `assignees`); `None` without one — the queue is then the whole dataset.
+pub async fn queue_size(db: &Db, scope: &Scope) -> Result<Option<i64>, sqlx::Error> {
+    match scope.queue {
+        Some(id) => {
+            sqlx::query_scalar("SELECT assigned FROM assignees WHERE id = $1")
+                .bind(id)
+                .fetch_optional(db.reader())
+                .await
+        }
+        None if !scope.has_queue() => Ok(Some(0)),
+        None => Ok(None),
+    }
+}
+
 /// This user's low-water mark: every trace at or below it is annotated (primary key).
 pub async fn low_water<'e, E>(executor: E, scope: &Scope) -> Result<i64, sqlx::Error>
 where
@@ -51,8 +66,9 @@ where
     Ok(mark.unwrap_or(0)) // no mark yet: from the start
 }
 
-/// The first visible trace after `after` (and before `before`, when given) that the viewer
-/// has not annotated. A keyset walk of `(dataset_id, sort_key)` probing the unique
+/// The first trace of the viewer's queue after `after` (and before `before`, when given)
+/// that they have not annotated. A keyset walk of `(dataset_id, sort_key)` — or, under an
+/// assignment, of the assignee's `trace_assignments` rows — probing the unique
 /// `(trace_pk, user_id)` index; it stops at the first hit and never loads ids into memory.
 pub async fn next_unannotated<'e, E>(
     executor: E,
@@ -63,12 +79,13 @@ pub async fn next_unannotated<'e, E>(
 where
     E: sqlx::Executor<'e, Database = Any>,
 {
+    let (from, key) = scope.queue_walk();
     sqlx::query_as(&format!(
-        "SELECT t.trace_id, t.sort_key FROM traces t
-         WHERE t.dataset_id = $1 AND t.sort_key > $3 AND t.sort_key < $4
+        "SELECT t.trace_id, t.sort_key FROM {from}
+         WHERE t.dataset_id = $1 AND {key} > $3 AND {key} < $4
            AND NOT EXISTS (SELECT 1 FROM annotations a WHERE a.trace_pk = t.id AND a.user_id = $2)
            AND {}
-         ORDER BY t.sort_key LIMIT 1",
+         ORDER BY {key} LIMIT 1",
         scope.traces("t")
     ))
     .bind(scope.dataset)
@@ -144,14 +161,15 @@ pub(crate) async fn advance_low_water(
 ) -> Result<(), sqlx::Error> {
     // The mark (0 when none) and the first to-do trace after it, in one statement: the same
     // walk as `next_unannotated`, starting from the mark (primary key of `resume_points`).
+    let (from, key) = scope.queue_walk();
     let (old, first_todo): (i64, Option<i64>) = sqlx::query_as(&format!(
         "SELECT COALESCE(r.low_water, 0),
-                (SELECT t.sort_key FROM traces t
-                 WHERE t.dataset_id = $1 AND t.sort_key > COALESCE(r.low_water, 0)
+                (SELECT t.sort_key FROM {from}
+                 WHERE t.dataset_id = $1 AND {key} > COALESCE(r.low_water, 0)
                    AND NOT EXISTS (SELECT 1 FROM annotations a WHERE a.trace_pk = t.id AND a.user_id = $2)
                    AND {}
-                 ORDER BY t.sort_key LIMIT 1)
-         FROM (SELECT 1 AS one) x
+                 ORDER BY {key} LIMIT 1)
+         FROM (SELECT 1 AS one) one
          LEFT JOIN resume_points r ON r.user_id = $2 AND r.dataset_id = $1",
         scope.traces("t")
     ))

@@ -7,7 +7,7 @@ use super::annotations::{Annotation, for_trace_on};
 use super::scope::Scope;
 use super::write::Writer;
 use super::{Backend, Db, codes, now, progress};
-use crate::domain::{AnnotationId, AnnotationInput, DatasetId, SortKey, TracePk, UserId};
+use crate::domain::{AnnotationId, AnnotationInput, DatasetId, SortKey, TracePk};
 
 /// What a save did.
 #[derive(Debug, Clone)]
@@ -37,12 +37,12 @@ pub struct TraceRef {
 pub async fn save(
     db: &Db,
     trace: TraceRef,
-    user: UserId,
+    scope: &Scope,
     input: &AnnotationInput,
 ) -> Result<SaveOutcome, sqlx::Error> {
     match db.group_commit() {
-        Some(queue) => queue.save(trace, user, input.clone()).await,
-        None => save_alone(db.write_path(), trace, user, input).await,
+        Some(queue) => queue.save(trace, *scope, input.clone()).await,
+        None => save_alone(db.write_path(), trace, scope, input).await,
     }
 }
 
@@ -51,11 +51,11 @@ pub async fn save(
 pub(crate) async fn save_alone(
     writer: &Writer,
     trace: TraceRef,
-    user: UserId,
+    scope: &Scope,
     input: &AnnotationInput,
 ) -> Result<SaveOutcome, sqlx::Error> {
     let mut tx = writer.begin().await?;
-    let outcome = save_in(&mut tx, writer.backend(), trace, user, input).await?;
+    let outcome = save_in(&mut tx, writer.backend(), trace, scope, input).await?;
     match outcome {
         SaveOutcome::Saved { .. } => tx.commit().await?,
         SaveOutcome::Conflict { .. } => tx.rollback().await?,
@@ -69,11 +69,11 @@ pub(crate) async fn save_in(
     tx: &mut AnyConnection,
     backend: Backend,
     trace: TraceRef,
-    user: UserId,
+    scope: &Scope,
     input: &AnnotationInput,
 ) -> Result<SaveOutcome, sqlx::Error> {
     let ts = now();
-    let scope = Scope::own(trace.dataset_id, user);
+    let user = scope.viewer;
     // A first save (version 0) inserts straight away: one statement instead of a read and
     // an insert. The row is read only when it exists already, to answer with a conflict.
     let inserted: Option<(AnnotationId,)> = if input.base_version == 0 {
@@ -157,7 +157,7 @@ pub(crate) async fn save_in(
         version == 1,
     )
     .await?;
-    progress::bump_counts(tx, &scope, old_verdict, input.verdict).await?;
-    progress::advance_low_water(tx, &scope).await?;
+    progress::bump_counts(tx, scope, old_verdict, input.verdict).await?;
+    progress::advance_low_water(tx, scope).await?;
     Ok(SaveOutcome::Saved { version })
 }

@@ -17,6 +17,8 @@ pub struct ViewParts {
     /// Other annotators' annotations that the scope shows (a lead's).
     pub others: Vec<OthersAnnotation>,
     pub counts: Counts,
+    /// The viewer's queue size under an assignment.
+    pub assigned: Option<i64>,
 }
 
 /// Reads the view on one pooled connection, with the neighbours and the progress counters
@@ -29,14 +31,19 @@ pub async fn view_parts(db: &Db, scope: &Scope, trace: &Trace) -> Result<ViewPar
     let range = trace.sort_key.conversation_range();
     let turns = traces::conversation_on(&mut *conn, scope, range).await?;
     let visible = scope.traces("t");
-    let (prev, next, passes, fails): (Option<String>, Option<String>, i64, i64) = sqlx::query_as(&format!(
+    let assigned = match scope.queue {
+        Some(id) => format!("(SELECT s.assigned FROM assignees s WHERE s.id = {id})"),
+        None => "CAST(NULL AS BIGINT)".to_string(),
+    };
+    let (prev, next, passes, fails, assigned): (Option<String>, Option<String>, i64, i64, Option<i64>) = sqlx::query_as(&format!(
         "SELECT
            (SELECT t.trace_id FROM traces t WHERE t.dataset_id = $1 AND t.sort_key < $3 AND {visible}
             ORDER BY t.sort_key DESC LIMIT 1),
            (SELECT t.trace_id FROM traces t WHERE t.dataset_id = $1 AND t.sort_key > $3 AND {visible}
             ORDER BY t.sort_key LIMIT 1),
            COALESCE((SELECT c.passes FROM annotation_counts c WHERE c.user_id = $2 AND c.dataset_id = $1), 0),
-           COALESCE((SELECT c.fails FROM annotation_counts c WHERE c.user_id = $2 AND c.dataset_id = $1), 0)"
+           COALESCE((SELECT c.fails FROM annotation_counts c WHERE c.user_id = $2 AND c.dataset_id = $1), 0),
+           {assigned}"
     ))
     .bind(scope.dataset)
     .bind(scope.viewer)
@@ -56,5 +63,6 @@ pub async fn view_parts(db: &Db, scope: &Scope, trace: &Trace) -> Result<ViewPar
         mine,
         others,
         counts: Counts { passes, fails },
+        assigned,
     })
 }

@@ -11,8 +11,8 @@ use sqlx::error::BoxDynError;
 use sqlx::{Database, Decode, Encode, Type};
 
 use crate::domain::{
-    AnnotationId, DatasetId, ImportId, ImportState, Metadata, OpenCodes, RowError, SortKey,
-    ToolCall, TracePk, UserId, Verdict,
+    AnnotationId, AssigneeId, DatasetId, ImportId, ImportState, Metadata, OpenCodes, RowError,
+    SortKey, ToolCall, TracePk, UserId, Verdict,
 };
 
 type ArgumentBuffer<'q> = <Any as Database>::ArgumentBuffer<'q>;
@@ -41,7 +41,15 @@ macro_rules! bigint_newtype {
     )*};
 }
 
-bigint_newtype!(TracePk, DatasetId, UserId, AnnotationId, ImportId, SortKey);
+bigint_newtype!(
+    TracePk,
+    DatasetId,
+    UserId,
+    AnnotationId,
+    ImportId,
+    AssigneeId,
+    SortKey
+);
 
 /// Enums stored as their `as_str()` text and read back with `from_stored`.
 macro_rules! text_enum {

@@ -40,3 +40,7 @@ row_id!(
     /// One import attempt (`imports.id`).
     ImportId
 );
+row_id!(
+    /// A person named in a dataset's assignment (`assignees.id`), by email.
+    AssigneeId
+);

@@ -3,12 +3,14 @@
 
 pub mod agreement;
 pub mod annotation;
+pub mod assignment;
 pub mod code_clusters;
 pub mod dataset_name;
 pub mod ids;
 pub mod import;
 pub mod judge_stats;
 pub mod order;
+pub mod review;
 pub mod saturation;
 pub mod slug;
 pub mod tool_calls;
@@ -16,7 +18,7 @@ pub mod trace;
 
 pub use annotation::{AnnotationInput, OpenCodes, Verdict};
 pub use dataset_name::{DatasetName, NameError};
-pub use ids::{AnnotationId, DatasetId, ImportId, TracePk, UserId};
+pub use ids::{AnnotationId, AssigneeId, DatasetId, ImportId, TracePk, UserId};
 pub use import::{ImportState, RowError};
 pub use order::SortKey;
 pub use slug::Slug;

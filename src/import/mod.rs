@@ -323,6 +323,13 @@ async fn run_inner(
     if !imports::finish_done(db, &cursor, &columns, rows_read, bytes_read, &message).await? {
         return Err(Stopped::TakenOver.into());
     }
+    // New traces of an assigned dataset go to whoever has the fewest. If this fails the
+    // import stands; the next start-up deals what is left.
+    if let Err(e) =
+        db::assignments::assign_pending(db, pending.dataset_id, Some(pending.import_id)).await
+    {
+        tracing::error!(error = %e, import_id = %pending.import_id, "could not assign the new traces");
+    }
     metrics::counter!("tracecoder_import_rows_total", "result" => "inserted")
         .increment(inserted as u64);
     metrics::counter!("tracecoder_import_rows_total", "result" => "duplicate")

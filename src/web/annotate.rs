@@ -93,7 +93,7 @@ async fn annotate(
         dataset_id: dataset.id,
         sort_key: trace.sort_key,
     };
-    let outcome = match saves::save(&state.db, target, user.id, &input).await {
+    let outcome = match saves::save(&state.db, target, &scope, &input).await {
         Ok(outcome) => outcome,
         Err(err) if is_write_fault(&err) => {
             // Not committed (a full disk, an I/O error…): the form again as typed, saying so.

@@ -10,6 +10,7 @@ use crate::state::AppState;
 const HTMX: &str = include_str!("../../static/htmx-2.0.11.min.js");
 const APP_JS: &str = include_str!("../../static/app.js");
 const APP_CSS: &str = include_str!("../../static/app.css");
+const REVIEW_JS: &str = include_str!("../../static/review.js");
 
 pub fn router() -> Router<AppState> {
     Router::new()
@@ -20,6 +21,10 @@ pub fn router() -> Router<AppState> {
         .route(
             "/static/app.js",
             get(|| async { asset("text/javascript; charset=utf-8", APP_JS, false) }),
+        )
+        .route(
+            "/static/review.js",
+            get(|| async { asset("text/javascript; charset=utf-8", REVIEW_JS, false) }),
         )
         .route(
             "/static/app.css",

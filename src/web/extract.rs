@@ -7,18 +7,19 @@ use axum::response::{IntoResponse, Response};
 
 use crate::auth::CurrentUser;
 use crate::db::datasets::{self, Dataset};
-use crate::db::scope::Scope;
+use crate::db::scope::{Assignment, Scope, Traces};
 use crate::db::traces::{self, Trace};
 use crate::db::users::User;
 use crate::error::AppError;
 use crate::state::AppState;
 
-/// The viewer's scope in a dataset: admins see everyone's annotations, annotators their own.
-pub fn scope_for(dataset: &Dataset, user: &User) -> Scope {
+/// The viewer's scope in a dataset (`db::scope` has the rules): admins are leads,
+/// everyone else an annotator; both as the dataset's assignment names them.
+pub fn scope_for(dataset: &Dataset, user: &User, assignment: Assignment) -> Scope {
     if user.admin() {
-        Scope::everyone(dataset.id, user.id)
+        Scope::lead(dataset.id, user.id, assignment, dataset.blind_admins)
     } else {
-        Scope::own(dataset.id, user.id)
+        Scope::annotator(dataset.id, user.id, assignment)
     }
 }
 
@@ -59,8 +60,9 @@ impl FromRequestParts<AppState> for InDataset {
             .await
             .map_err(IntoResponse::into_response)?;
         let slug = path_param(parts, state, "slug").await?;
-        let dataset = match datasets::by_slug(&state.db, &slug).await {
-            Ok(Some(d)) if d.trace_count > 0 => d,
+        let (dataset, assignment) = match datasets::for_viewer(&state.db, &slug, &user.email).await
+        {
+            Ok(Some((d, a))) if d.trace_count > 0 => (d, a),
             Ok(_) => {
                 return Err(
                     AppError::NotFound(format!("There is no dataset \"{slug}\".")).into_response(),
@@ -68,7 +70,7 @@ impl FromRequestParts<AppState> for InDataset {
             }
             Err(e) => return Err(AppError::from(e).into_response()),
         };
-        let scope = scope_for(&dataset, &user);
+        let scope = scope_for(&dataset, &user, assignment);
         Ok(InDataset {
             user,
             dataset,
@@ -106,12 +108,22 @@ pub async fn find_trace(
     scope: &Scope,
     trace_id: &str,
 ) -> Result<Trace, AppError> {
-    traces::by_trace_id(&state.db, scope, trace_id)
-        .await?
-        .ok_or_else(|| {
-            AppError::NotFound(format!(
-                "There is no trace \"{trace_id}\" in {}.",
-                dataset.name
-            ))
-        })
+    if let Some(trace) = traces::by_trace_id(&state.db, scope, trace_id).await? {
+        return Ok(trace);
+    }
+    // Outside the viewer's assignment: say so rather than pretend it does not exist.
+    if scope.traces != Traces::All
+        && traces::by_trace_id(&state.db, &Scope::command_line(dataset.id), trace_id)
+            .await?
+            .is_some()
+    {
+        return Err(AppError::Forbidden(format!(
+            "The trace \"{trace_id}\" is assigned to someone else in {}.",
+            dataset.name
+        )));
+    }
+    Err(AppError::NotFound(format!(
+        "There is no trace \"{trace_id}\" in {}.",
+        dataset.name
+    )))
 }

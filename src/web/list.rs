@@ -89,9 +89,12 @@ async fn list(
         PageCursor::After(k) => (k > 0, more),
         PageCursor::Before(k) => (more, k != i64::MAX),
     };
+    let total = progress::queue_size(&state.db, &scope)
+        .await?
+        .unwrap_or(dataset.trace_count);
     let progress = Progress::of(
         progress::counts(&state.db, dataset.id, user.id).await?,
-        dataset.trace_count,
+        total,
     );
     Ok(ListPage {
         nav: Nav::of(&user),

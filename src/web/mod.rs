@@ -14,6 +14,7 @@ pub mod markdown;
 pub mod navigation;
 pub mod ops;
 pub mod pages;
+pub mod review;
 pub mod security;
 pub mod slow_uploads;
 pub mod trace_view;
@@ -74,8 +75,9 @@ pub fn router(state: AppState, sessions: AppSessionStore, site: Site) -> anyhow:
     let import_limit = security::limiter(config, config.import_burst, config.rate_limit_period);
     let site = Arc::new(site);
 
-    let admin =
-        import::router().route_layer(from_extractor_with_state::<RequireAdmin, _>(state.clone()));
+    let admin = import::router()
+        .merge(review::lead_router())
+        .route_layer(from_extractor_with_state::<RequireAdmin, _>(state.clone()));
     let upload = import::upload_router()
         .route_layer(from_extractor_with_state::<RequireAdmin, _>(state.clone()))
         .layer(GovernorLayer::new(import_limit).error_handler(security::too_many_requests))
@@ -89,6 +91,7 @@ pub fn router(state: AppState, sessions: AppSessionStore, site: Site) -> anyhow:
         .merge(trace_view::router())
         .merge(navigation::router())
         .merge(annotate::router())
+        .merge(review::router())
         .merge(login::router())
         .merge(attempts)
         .merge(admin)

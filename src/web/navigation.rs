@@ -30,6 +30,8 @@ pub struct DonePage {
     pub ds_name: String,
     pub ds_slug: String,
     pub progress: Progress,
+    /// The dataset has an assignment that does not name this annotator.
+    pub not_assigned: bool,
     pub flash: Option<String>,
 }
 
@@ -72,8 +74,11 @@ pub async fn go_next(
             ds_slug: dataset.slug.clone(),
             progress: Progress::of(
                 progress::counts(&state.db, dataset.id, user.id).await?,
-                dataset.trace_count,
+                progress::queue_size(&state.db, scope)
+                    .await?
+                    .unwrap_or(dataset.trace_count),
             ),
+            not_assigned: !scope.has_queue(),
             flash,
         };
         return Ok(if htmx.fragment {

@@ -34,6 +34,7 @@ pub struct TracePage {
     pub prev_url: Option<String>,
     pub next_url: Option<String>,
     pub annotate_url: String,
+    pub history_url: String,
     pub skip_url: String,
     pub progress: Progress,
     pub mine: Option<Annotation>,
@@ -147,6 +148,7 @@ pub async fn trace_page(
         mine,
         others,
         counts,
+        assigned,
     } = trace_view::view_parts(&state.db, scope, &trace).await?;
     let total_turns = trace.total_turns.unwrap_or(turns.len() as i64);
     let earlier: Vec<Turn> = turns
@@ -167,8 +169,9 @@ pub async fn trace_page(
         prev_url: prev.map(|id| urls::trace(&dataset.slug, &id)),
         next_url: next.map(|id| urls::trace(&dataset.slug, &id)),
         annotate_url: format!("{url}/annotate"),
+        history_url: format!("{url}/history"),
         skip_url: urls::skip(&dataset.slug, &trace.trace_id),
-        progress: Progress::of(counts, dataset.trace_count),
+        progress: Progress::of(counts, assigned.unwrap_or(dataset.trace_count)),
         mine,
         others,
         version: form.version,

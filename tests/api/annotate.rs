@@ -485,7 +485,8 @@ async fn annotators_see_and_change_only_their_own_annotations() {
         1
     );
 
-    // Bob's export holds only his row; an admin sees both annotations on the trace page.
+    // Bob's export holds only his row; an admin sees both annotations on the trace page
+    // once they have saved their own (blind coding: not before).
     let export = app
         .get(&bob, "/d/loop/export.csv")
         .await
@@ -494,6 +495,22 @@ async fn annotators_see_and_change_only_their_own_annotations() {
         .unwrap();
     assert!(!export.contains("ann's secret note"));
     let admin = app.login("Admin", true).await;
+    let (_, page) = app.get_text(&admin, "/d/loop/t/c0-t1").await;
+    assert!(
+        !page.contains("Other annotators"),
+        "blind before their own save"
+    );
+    assert!(!page.contains("ann&#39;s secret note"));
+    let res = app
+        .annotate(
+            &admin,
+            "loop",
+            "c0-t1",
+            &[("verdict", "pass"), ("version", "0")],
+            true,
+        )
+        .await;
+    assert_eq!(res.status(), 200);
     let (_, page) = app.get_text(&admin, "/d/loop/t/c0-t1").await;
     assert!(page.contains("Other annotators"));
     assert!(
@@ -569,6 +586,7 @@ async fn a_signed_out_form_post_saves_nothing_and_returns_to_its_page_after_sign
 #[tokio::test]
 async fn saves_arriving_together_keep_their_own_outcomes() {
     use tracecoder::db::saves::{self as annotations, SaveOutcome, TraceRef};
+    use tracecoder::db::scope::Scope;
     use tracecoder::domain::{AnnotationInput, DatasetId, SortKey, TracePk, UserId};
 
     let app = app_with_dataset(3, 2).await;
@@ -594,17 +612,18 @@ async fn saves_arriving_together_keep_their_own_outcomes() {
     let pass = AnnotationInput::parse("pass", "", "", "", 0).unwrap();
     let late_fail = AnnotationInput::parse("fail", "late", "tone", "", 0).unwrap();
 
+    let scopes: Vec<Scope> = users.iter().map(|&u| Scope::own(traces[0].1, u)).collect();
     let mut saves = Vec::new();
-    for &user in &users {
+    for scope in &scopes {
         for trace in &traces {
-            saves.push(annotations::save(&app.db, target(trace), user, &pass));
+            saves.push(annotations::save(&app.db, target(trace), scope, &pass));
         }
     }
     // The first annotator's first trace again, also from version 0.
     saves.push(annotations::save(
         &app.db,
         target(&traces[0]),
-        users[0],
+        &scopes[0],
         &late_fail,
     ));
     // A trace that does not exist.
@@ -612,7 +631,7 @@ async fn saves_arriving_together_keep_their_own_outcomes() {
         pk: TracePk(999_999),
         ..target(&traces[0])
     };
-    saves.push(annotations::save(&app.db, missing, users[1], &pass));
+    saves.push(annotations::save(&app.db, missing, &scopes[1], &pass));
     let answers = futures_util::future::join_all(saves).await;
 
     let saved = |i: usize| matches!(answers[i], Ok(SaveOutcome::Saved { version: 1 }));

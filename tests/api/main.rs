@@ -15,6 +15,7 @@ mod list;
 mod oidc;
 mod ops;
 mod query_count;
+mod review;
 mod scale_out;
 mod security;
 mod sessions;

