@@ -58,6 +58,11 @@ pub enum Command {
     Assign(crate::cli_review::AssignArgs),
     /// Write a dataset's reference labels (adjudicated or unanimous) as CSV.
     Reference(crate::cli_review::ReferenceArgs),
+    /// LLM judges' results, measured against the reference labels.
+    Judge {
+        #[command(subcommand)]
+        action: crate::cli_review::JudgeAction,
+    },
 }
 
 #[derive(Args, Debug)]
@@ -288,6 +293,9 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         }
         Command::Reference(args) => {
             crate::cli_review::reference(&connect(&cli.database_url).await?, args).await
+        }
+        Command::Judge { action } => {
+            crate::cli_review::judge(&connect(&cli.database_url).await?, action).await
         }
     }
 }

@@ -1,14 +1,15 @@
-//! The team-review commands: `tracecoder assign` and `tracecoder reference`.
+//! The team-review and judge commands: `tracecoder assign`, `tracecoder reference` and
+//! `tracecoder judge import`.
 
 use std::io::Write;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-use clap::Args;
+use clap::{Args, Subcommand};
 
 use crate::db::{Db, assignments, datasets};
 use crate::domain::assignment::parse_emails;
-use crate::review;
+use crate::{judges, review};
 
 #[derive(Args, Debug)]
 pub struct AssignArgs {
@@ -97,4 +98,70 @@ pub async fn reference(db: &Db, args: ReferenceArgs) -> anyhow::Result<ExitCode>
     }
     eprintln!("{} reference labels", labels.len());
     Ok(ExitCode::SUCCESS)
+}
+
+#[derive(Subcommand, Debug)]
+pub enum JudgeAction {
+    /// Import a judge's verdicts (CSV with trace_id, verdict, optional failure_modes) as a
+    /// new version of that judge; all or nothing.
+    Import {
+        /// The CSV file.
+        file: PathBuf,
+        /// Dataset name or slug.
+        #[arg(long)]
+        dataset: String,
+        /// The judge's name (importing it again makes a new version).
+        #[arg(long)]
+        judge: String,
+    },
+}
+
+/// `tracecoder judge …`.
+pub async fn judge(db: &Db, action: JudgeAction) -> anyhow::Result<ExitCode> {
+    let JudgeAction::Import {
+        file,
+        dataset,
+        judge,
+    } = action;
+    let Some(ds) = datasets::by_name_or_slug(db, &dataset).await? else {
+        eprintln!("error: there is no dataset \"{dataset}\"");
+        return Ok(ExitCode::FAILURE);
+    };
+    let reader = match std::fs::File::open(&file) {
+        Ok(f) => std::io::BufReader::new(f),
+        Err(e) => {
+            eprintln!("error: cannot open {}: {e}", file.display());
+            return Ok(ExitCode::from(2));
+        }
+    };
+    let name = file
+        .file_name()
+        .map(|n| n.to_string_lossy().to_string())
+        .unwrap_or_default();
+    match judges::import(db, ds.id, &judge, &name, "command line", reader).await? {
+        Ok(run) => {
+            println!(
+                "imported {} verdicts of {} (version {}) into {}",
+                run.judged, run.judge, run.version, ds.name
+            );
+            Ok(ExitCode::SUCCESS)
+        }
+        Err(refusal) => {
+            eprintln!("{}", refusal.message);
+            for e in &refusal.errors {
+                if e.column.is_empty() {
+                    eprintln!("  line {}: {}", e.line, e.reason);
+                } else {
+                    eprintln!("  line {}, column {}: {}", e.line, e.column, e.reason);
+                }
+            }
+            if refusal.error_count > refusal.errors.len() {
+                eprintln!(
+                    "  … and {} more",
+                    refusal.error_count - refusal.errors.len()
+                );
+            }
+            Ok(ExitCode::FAILURE)
+        }
+    }
 }

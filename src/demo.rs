@@ -232,8 +232,8 @@ async fn add_team_review_demo(db: &Db, dataset: crate::domain::DatasetId) -> any
         ("Ada (demo)", "ada.demo@localhost"),
         ("Ben (demo)", "ben.demo@localhost"),
     ];
-    let traces: Vec<(TracePk, SortKey)> = sqlx::query_as(
-        "SELECT id, sort_key FROM traces WHERE dataset_id = $1 ORDER BY sort_key LIMIT 24",
+    let traces: Vec<(TracePk, SortKey, String)> = sqlx::query_as(
+        "SELECT id, sort_key, tool_calls FROM traces WHERE dataset_id = $1 ORDER BY sort_key LIMIT 24",
     )
     .bind(dataset)
     .fetch_all(db.reader())
@@ -248,10 +248,11 @@ async fn add_team_review_demo(db: &Db, dataset: crate::domain::DatasetId) -> any
         };
         let user = users::upsert(db, &who_am, false).await?;
         let scope = Scope::own(dataset, user.id);
-        for (i, &(pk, sort_key)) in traces.iter().enumerate() {
-            // Ada fails every third trace; Ben agrees but for every seventh, and names a
-            // different failure on every fifth.
-            let ada_fails = i % 3 == 1;
+        for (i, (pk, sort_key, tool_calls)) in traces.iter().enumerate() {
+            let (pk, sort_key) = (*pk, *sort_key);
+            // Ada fails a trace whose tool call failed, and every sixth for other reasons;
+            // Ben agrees but for every seventh, and names a different failure on every fifth.
+            let ada_fails = tool_calls.contains("\"ok\":false") || i % 6 == 1;
             let fails = if who == 1 && i % 7 == 3 {
                 !ada_fails
             } else {
@@ -272,7 +273,40 @@ async fn add_team_review_demo(db: &Db, dataset: crate::domain::DatasetId) -> any
             saves::save(db, target, &scope, &input).await?;
         }
     }
-    Ok(())
+    add_demo_judge(db, dataset).await
+}
+
+/// A demo LLM judge over every trace: it fails the traces whose tool call failed, and
+/// otherwise passes — right most of the time, wrong on the traces the demo annotators fail
+/// for other reasons, so the judges page has a confusion matrix to show.
+async fn add_demo_judge(db: &Db, dataset: crate::domain::DatasetId) -> anyhow::Result<()> {
+    let rows: Vec<(String, String)> = sqlx::query_as(
+        "SELECT trace_id, tool_calls FROM traces WHERE dataset_id = $1 ORDER BY sort_key",
+    )
+    .bind(dataset)
+    .fetch_all(db.reader())
+    .await?;
+    let mut csv = String::from("trace_id,verdict\n");
+    for (trace_id, tool_calls) in rows {
+        let failed_tool = tool_calls.contains("\"ok\":false");
+        csv.push_str(&format!(
+            "{trace_id},{}\n",
+            if failed_tool { "Fail" } else { "Pass" }
+        ));
+    }
+    match crate::judges::import(
+        db,
+        dataset,
+        "demo judge",
+        "demo-judge.csv",
+        "demo",
+        csv.as_bytes(),
+    )
+    .await?
+    {
+        Ok(_) => Ok(()),
+        Err(refusal) => Err(anyhow::anyhow!("demo judge: {}", refusal.message)),
+    }
 }
 
 #[cfg(test)]

@@ -14,6 +14,7 @@ pub mod domain;
 pub mod error;
 pub mod export;
 pub mod import;
+pub mod judges;
 pub mod review;
 pub mod server;
 pub mod state;

@@ -9,6 +9,7 @@ use serde::Serialize;
 use crate::db::Db;
 use crate::db::review::{self, Adjudication, Coded};
 use crate::domain::agreement::{self, BootstrapConfig, BootstrapInterval, Strength};
+use crate::domain::judge_stats::{Split, SplitPercents, stratified_split};
 use crate::domain::review::{AgreementReport, Items, Label, TraceLabels};
 use crate::domain::{AnnotationId, DatasetId, SortKey, TracePk, UserId, Verdict};
 
@@ -252,6 +253,8 @@ pub struct ReferenceLabel {
     pub annotators: Vec<String>,
     pub adjudicated_by: Option<String>,
     pub reason: String,
+    /// Where the label goes when a judge prompt is developed against the labels.
+    pub split: Split,
 }
 
 /// Every reference label of the dataset, in reading order. Traces still in disagreement
@@ -279,6 +282,7 @@ pub async fn reference_labels(
                 annotators,
                 adjudicated_by: None,
                 reason: String::new(),
+                split: Split::Test,
             });
         }
         true
@@ -297,6 +301,7 @@ pub async fn reference_labels(
             labels.push(adjudicated(&t, d, Vec::new()));
         }
     }
+    assign_splits(&mut labels);
     Ok(labels)
 }
 
@@ -311,11 +316,29 @@ fn adjudicated(t: &CodedTrace, d: Adjudication, annotators: Vec<String>) -> Refe
         annotators,
         adjudicated_by: Some(d.email),
         reason: d.reason,
+        split: Split::Test,
+    }
+}
+
+/// Assigns each label its split: deterministic (a hash of the trace id), stratified by
+/// the reference verdict, 15% train / 45% dev / 40% test, so the examples a judge prompt
+/// quotes (train) never come from the labels it is finally measured on (test).
+fn assign_splits(labels: &mut [ReferenceLabel]) {
+    let keys: Vec<(&str, Verdict)> = labels
+        .iter()
+        .map(|l| (l.trace_id.as_str(), l.verdict))
+        .collect();
+    // Trace ids are unique in a dataset, so the split cannot fail on a repeated key.
+    if let Ok(splits) = stratified_split(&keys, SplitPercents::default()) {
+        for (label, split) in labels.iter_mut().zip(splits) {
+            label.split = split;
+        }
     }
 }
 
 /// The reference labels as CSV: `trace_id, verdict, failure_modes, source, annotators,
-/// adjudicated_by, reason` (verdict `Pass`/`Fail`, lists joined with ", "). Unless `raw`,
+/// adjudicated_by, reason, split` (verdict `Pass`/`Fail`, lists joined with ", ", split
+/// `train`/`dev`/`test`). Unless `raw`,
 /// cells a spreadsheet would run as a formula get a leading `'`, as in the annotation export.
 pub fn reference_csv(labels: &[ReferenceLabel], raw: bool) -> anyhow::Result<Vec<u8>> {
     let cell = |text: &str| -> String {
@@ -334,6 +357,7 @@ pub fn reference_csv(labels: &[ReferenceLabel], raw: bool) -> anyhow::Result<Vec
         "annotators",
         "adjudicated_by",
         "reason",
+        "split",
     ])?;
     for l in labels {
         w.write_record([
@@ -344,6 +368,7 @@ pub fn reference_csv(labels: &[ReferenceLabel], raw: bool) -> anyhow::Result<Vec
             cell(&l.annotators.join(", ")),
             cell(l.adjudicated_by.as_deref().unwrap_or("")),
             cell(&l.reason),
+            l.split.label().to_string(),
         ])?;
     }
     w.into_inner().map_err(|e| anyhow::anyhow!("csv: {e}"))

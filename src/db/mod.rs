@@ -11,6 +11,7 @@ pub mod datasets;
 pub mod export;
 pub mod group_commit;
 pub mod imports;
+pub mod judges;
 pub mod progress;
 pub mod review;
 pub mod saves;

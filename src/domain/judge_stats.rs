@@ -6,8 +6,8 @@
 
 use std::collections::HashSet;
 
+use rand::SeedableRng;
 use rand::rngs::StdRng;
-use rand::{Rng, SeedableRng};
 
 use super::agreement::{BootstrapConfig, BootstrapInterval, Interval, percentile_interval};
 use super::annotation::Verdict;
@@ -240,7 +240,9 @@ pub fn corrected_pass_rate_interval(
     percentile_interval(estimates, config.resamples)
 }
 
-/// As many labeled traces as `matrix` holds, drawn from it with replacement.
+/// As many labeled traces as `matrix` holds, drawn from it with replacement: a
+/// multinomial draw over the four cells, made as successive binomial draws (the same
+/// distribution as drawing trace by trace, at a cost that does not grow with the count).
 fn resample_matrix(matrix: &ConfusionMatrix, rng: &mut StdRng) -> ConfusionMatrix {
     let cells = [
         matrix.true_pos,
@@ -249,17 +251,15 @@ fn resample_matrix(matrix: &ConfusionMatrix, rng: &mut StdRng) -> ConfusionMatri
         matrix.true_neg,
     ];
     let mut drawn = [0u64; 4];
-    let n = matrix.labeled();
-    for _ in 0..n {
-        let mut index = rng.random_range(0..n);
-        // The cell whose cumulative range holds `index`.
-        for (cell, &count) in drawn.iter_mut().zip(&cells) {
-            if index < count {
-                *cell += 1;
-                break;
-            }
-            index -= count;
+    let mut left_n = matrix.labeled();
+    let mut left_weight = matrix.labeled();
+    for (cell, &count) in drawn.iter_mut().zip(&cells) {
+        if left_n == 0 || left_weight == 0 {
+            break;
         }
+        *cell = binomial(left_n, count as f64 / left_weight as f64, rng);
+        left_n -= *cell;
+        left_weight -= count;
     }
     let [true_pos, false_neg, false_pos, true_neg] = drawn;
     ConfusionMatrix {
@@ -270,14 +270,22 @@ fn resample_matrix(matrix: &ConfusionMatrix, rng: &mut StdRng) -> ConfusionMatri
     }
 }
 
-/// As many verdicts as `tally` counts, drawn from it with replacement.
+/// As many verdicts as `tally` counts, drawn from it with replacement (one binomial draw).
 fn resample_tally(tally: PassTally, rng: &mut StdRng) -> PassTally {
-    let pass = (0..tally.total)
-        .filter(|_| rng.random_range(0..tally.total) < tally.pass)
-        .count() as u64;
     PassTally {
-        pass,
+        pass: binomial(tally.total, tally.pass as f64 / tally.total as f64, rng),
         total: tally.total,
+    }
+}
+
+/// Successes in `n` trials of probability `p` (exact binomial, BTPE).
+fn binomial(n: u64, p: f64, rng: &mut StdRng) -> u64 {
+    if p >= 1.0 {
+        return n;
+    }
+    match rand_distr::Binomial::new(n, p.max(0.0)) {
+        Ok(d) => rand_distr::Distribution::sample(&d, rng),
+        Err(_) => 0,
     }
 }
 

@@ -8,6 +8,7 @@ pub mod export;
 pub mod extract;
 pub mod htmx;
 pub mod import;
+pub mod judges;
 pub mod list;
 pub mod login;
 pub mod markdown;
@@ -77,6 +78,7 @@ pub fn router(state: AppState, sessions: AppSessionStore, site: Site) -> anyhow:
 
     let admin = import::router()
         .merge(review::lead_router())
+        .merge(judges::lead_router())
         .route_layer(from_extractor_with_state::<RequireAdmin, _>(state.clone()));
     let upload = import::upload_router()
         .route_layer(from_extractor_with_state::<RequireAdmin, _>(state.clone()))

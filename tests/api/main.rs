@@ -11,6 +11,7 @@ mod connections;
 mod durability;
 mod export;
 mod import;
+mod judges;
 mod list;
 mod oidc;
 mod ops;

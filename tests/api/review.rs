@@ -489,13 +489,21 @@ async fn disagreements_are_settled_into_reference_labels() {
             "source",
             "annotators",
             "adjudicated_by",
-            "reason"
+            "reason",
+            "split"
         ]
     );
-    let rows: Vec<Vec<String>> = reader
+    let records: Vec<Vec<String>> = reader
         .records()
         .map(|r| r.unwrap().iter().map(str::to_string).collect())
         .collect();
+    // The split (last column) is checked by its own test; here the labels themselves.
+    let rows: Vec<Vec<String>> = records.iter().map(|r| r[..7].to_vec()).collect();
+    assert!(
+        records
+            .iter()
+            .all(|r| ["train", "dev", "test"].contains(&r[7].as_str()))
+    );
     assert_eq!(
         rows,
         [
