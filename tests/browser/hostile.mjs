@@ -119,7 +119,8 @@ await main("hostile", async (browser, report) => {
   await open.goto(`${base}${links[0]}`);
   const text = await open.textContent("#main");
   report.check("the first trace shows the script tag as text", text.includes("<script>alert(1)</script>"), text.slice(0, 200));
-  report.check("the admin sees the annotator's note as text", text.includes(NOTE), "others panel");
+  // Blind coding: the annotator's note shows only after the admin's own save (below).
+  report.check("the admin does not see the annotator's note before their own save", !text.includes(NOTE), "others panel");
   for (let n = 1; n < traces; n++) {
     const before = await shownTrace(open);
     await open.keyboard.press("j");
@@ -139,6 +140,10 @@ await main("hostile", async (browser, report) => {
     await inspect(open, `p ${n} (no CSP)`);
   }
   report.check("the admin reaches the done page", (await open.$("#all-done")) !== null);
+  await open.goto(`${base}${links[0]}`);
+  const after = await open.textContent("#main");
+  report.check("after their own save the admin sees the annotator's note as text", after.includes(NOTE), "others panel");
+  await inspect(open, "trace with others' annotations (no CSP)");
   await open.goto(`${base}/admin/import`);
   await inspect(open, "import page (no CSP)");
 
