@@ -11,7 +11,7 @@ use sqlx::error::BoxDynError;
 use sqlx::{Database, Decode, Encode, Type};
 
 use crate::domain::{
-    AnnotationId, AssigneeId, DatasetId, ImportId, ImportState, Metadata, OpenCodes, RowError,
+    AnnotationId, AssigneeId, DatasetId, ImportId, ImportState, Metadata, ModeId, OpenCodes, RowError,
     SortKey, ToolCall, TracePk, UserId, Verdict,
 };
 
@@ -48,6 +48,7 @@ bigint_newtype!(
     AnnotationId,
     ImportId,
     AssigneeId,
+    ModeId,
     SortKey
 );
 

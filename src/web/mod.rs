@@ -2,6 +2,7 @@
 
 pub mod annotate;
 pub mod assets;
+pub mod codebook;
 pub mod dashboard;
 pub mod errors;
 pub mod export;
@@ -79,6 +80,7 @@ pub fn router(state: AppState, sessions: AppSessionStore, site: Site) -> anyhow:
     let admin = import::router()
         .merge(review::lead_router())
         .merge(judges::lead_router())
+        .merge(codebook::lead_router())
         .route_layer(from_extractor_with_state::<RequireAdmin, _>(state.clone()));
     let upload = import::upload_router()
         .route_layer(from_extractor_with_state::<RequireAdmin, _>(state.clone()))
@@ -94,6 +96,7 @@ pub fn router(state: AppState, sessions: AppSessionStore, site: Site) -> anyhow:
         .merge(navigation::router())
         .merge(annotate::router())
         .merge(review::router())
+        .merge(codebook::router())
         .merge(login::router())
         .merge(attempts)
         .merge(admin)
