@@ -222,11 +222,13 @@ async fn add_team_review_demo(db: &Db, dataset: crate::domain::DatasetId) -> any
     use crate::db::scope::Scope;
     use crate::domain::{AnnotationInput, SortKey, TracePk};
 
-    const CODES: [(&str, &str); 4] = [
-        ("The answer ignores the tool's error", "ignored tool error"),
-        ("Wrong order status given", "wrong order status"),
-        ("Promised a refund without checking", "unverified promise"),
-        ("Curt, unhelpful tone", "tone"),
+    // (note, Ada's code, Ben's code): the same failures in their own words, so the codebook
+    // has spelling variants to group and a suggestion to offer.
+    const CODES: [(&str, &str, &str); 4] = [
+        ("The answer ignores the tool's error", "ignored tool error", "tool error ignored"),
+        ("Wrong order status given", "wrong order status", "Wrong status"),
+        ("Promised a refund without checking", "unverified promise", "unverified promise"),
+        ("Curt, unhelpful tone", "unhelpful tone", "unhelpful curt tone"),
     ];
     let coders = [
         ("Ada (demo)", "ada.demo@localhost"),
@@ -258,7 +260,9 @@ async fn add_team_review_demo(db: &Db, dataset: crate::domain::DatasetId) -> any
             } else {
                 ada_fails
             };
-            let (note, code) = CODES[(i + usize::from(who == 1 && i % 5 == 4)) % CODES.len()];
+            let (note, ada_code, ben_code) =
+                CODES[(i + usize::from(who == 1 && i % 5 == 4)) % CODES.len()];
+            let code = if who == 0 { ada_code } else { ben_code };
             let input = if fails {
                 AnnotationInput::parse("fail", note, code, "", 0)
             } else {
@@ -273,7 +277,24 @@ async fn add_team_review_demo(db: &Db, dataset: crate::domain::DatasetId) -> any
             saves::save(db, target, &scope, &input).await?;
         }
     }
+    add_demo_codebook(db, dataset).await?;
     add_demo_judge(db, dataset).await
+}
+
+/// A demo codebook: three failure modes grouping both demo annotators' spellings, with
+/// their definitions; the tone codes stay ungrouped, for the suggested groupings to offer.
+async fn add_demo_codebook(db: &Db, dataset: crate::domain::DatasetId) -> anyhow::Result<()> {
+    const CODEBOOK: &str = "failure_mode,open_code,description
+Ignored tool error,ignored tool error,\"The reply goes on as if a failed tool call had worked. Pass: 'I could not reach the order system, let me retry.' Fail: 'Your order is on its way' after the lookup failed.\"
+Ignored tool error,tool error ignored,
+Wrong order status,wrong order status,\"The reply states an order status the tools did not return. Pass: the status the lookup gave. Fail: 'shipped' when the lookup said 'processing'.\"
+Wrong order status,wrong status,
+Unverified promise,unverified promise,\"The reply promises a refund, credit or date without a tool confirming it. Pass: 'I have asked for a refund; you will get an email.' Fail: 'You will have your refund tomorrow.'\"
+";
+    match crate::codebook::import(db, dataset, "demo", CODEBOOK.as_bytes()).await? {
+        Ok(_) => Ok(()),
+        Err(problems) => Err(anyhow::anyhow!("demo codebook: {problems:?}")),
+    }
 }
 
 /// A demo LLM judge over every trace: it fails the traces whose tool call failed, and

@@ -11,6 +11,7 @@ const HTMX: &str = include_str!("../../static/htmx-2.0.11.min.js");
 const APP_JS: &str = include_str!("../../static/app.js");
 const APP_CSS: &str = include_str!("../../static/app.css");
 const REVIEW_JS: &str = include_str!("../../static/review.js");
+const CODES_JS: &str = include_str!("../../static/codes.js");
 
 pub fn router() -> Router<AppState> {
     Router::new()
@@ -25,6 +26,10 @@ pub fn router() -> Router<AppState> {
         .route(
             "/static/review.js",
             get(|| async { asset("text/javascript; charset=utf-8", REVIEW_JS, false) }),
+        )
+        .route(
+            "/static/codes.js",
+            get(|| async { asset("text/javascript; charset=utf-8", CODES_JS, false) }),
         )
         .route(
             "/static/app.css",

@@ -51,6 +51,11 @@ pub struct TracePage {
 }
 
 impl TracePage {
+    /// The codes offered in the open-codes field (`/d/{dataset}/codes.json`).
+    pub fn codes_url(&self) -> String {
+        format!("{}/codes.json", self.list_url.trim_end_matches("/traces"))
+    }
+
     /// The viewer's saved verdict, if any.
     pub fn mine_verdict(&self) -> Option<Verdict> {
         self.mine.as_ref().map(|a| a.verdict)

@@ -7,6 +7,7 @@ mod helpers;
 
 mod annotate;
 mod browser;
+mod codebook;
 mod connections;
 mod durability;
 mod export;
