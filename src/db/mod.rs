@@ -8,6 +8,7 @@ pub mod annotations;
 pub mod assignments;
 pub mod codes;
 pub mod datasets;
+pub mod decisions;
 pub mod export;
 pub mod group_commit;
 pub mod imports;

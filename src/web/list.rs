@@ -7,8 +7,8 @@ use axum::extract::{Query, State};
 use axum::routing::get;
 use serde::Deserialize;
 
-use crate::db::progress;
 use crate::db::traces::{self, ListRow, PageCursor, StatusFilter};
+use crate::db::{decisions, progress};
 use crate::error::{AppError, AppResult};
 use crate::state::AppState;
 use crate::web::extract::InDataset;
@@ -96,6 +96,7 @@ async fn list(
         progress::counts(&state.db, dataset.id, user.id).await?,
         total,
     );
+    let skipped = decisions::skipped_count(&state.db, &scope).await?;
     Ok(ListPage {
         nav: Nav::of(&user),
         prev_before: has_prev
@@ -106,9 +107,14 @@ async fn list(
             .flatten(),
         filters: vec![
             (StatusFilter::All, "All", progress.total),
-            (StatusFilter::Todo, "To do", progress.total - progress.done),
+            (
+                StatusFilter::Todo,
+                "To do",
+                progress.total - progress.done - skipped,
+            ),
             (StatusFilter::Pass, "Pass", progress.passes),
             (StatusFilter::Fail, "Fail", progress.fails),
+            (StatusFilter::Skipped, "Skipped", skipped),
         ],
         filter,
         per,

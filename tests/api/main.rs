@@ -20,3 +20,4 @@ mod review;
 mod scale_out;
 mod security;
 mod sessions;
+mod workspace;
