@@ -88,7 +88,8 @@ await main("workspace", async (browser, report) => {
       strong: (ai.querySelector(".md strong") || {}).textContent || null,
       heading: !!ai.querySelector(".md h2"),
       safeLink: (ai.querySelector(".md a[href]") || {}).href || null,
-      links: ai.querySelectorAll(".md a[href]").length,
+      hrefs: Array.from(ai.querySelectorAll(".md a[href]")).map((a) => a.getAttribute("href")),
+      deadLinks: ai.querySelectorAll(".md a:not([href])").length,
       img: document.querySelectorAll("#main img").length,
       script: document.querySelectorAll("#main script").length,
       rawShown: visible(ai.querySelector(".raw")),
@@ -96,7 +97,11 @@ await main("workspace", async (browser, report) => {
     };
   });
   report.check("Markdown is rendered: heading, bold, table", md.heading && md.strong === "refund" && md.table, md);
-  report.check("only the https link is live", md.links === 1 && md.safeLink === "https://shop.example/refunds", md);
+  report.check(
+    "only https links are live; the javascript: link and the image are not",
+    md.safeLink === "https://shop.example/refunds" && md.hrefs.every((h) => h.startsWith("https://")) && md.deadLinks === 1,
+    md,
+  );
   report.check("hostile Markdown is inert: no img, no script, nothing ran", md.img === 0 && md.script === 0 && md.owned && dialogs.length === 0, { md, dialogs });
   report.check("the raw text is hidden until asked for", md.rawShown === false);
   await page.keyboard.press("r");
