@@ -168,6 +168,16 @@ async fn extend_if_due(session: &Session, state: &AppState) -> Result<(), AppErr
     Ok(())
 }
 
+/// The signed-in user of a session, if any (no redirect, no session write): for pages that
+/// show the top bar without requiring a sign-in, such as an error page.
+pub async fn signed_in_user(session: &Session, state: &AppState) -> Result<Option<User>, AppError> {
+    let user_id: Option<crate::domain::UserId> = session.get(USER_ID).await?;
+    match user_id {
+        Some(id) => Ok(users::by_id(&state.db, id).await?),
+        None => Ok(None),
+    }
+}
+
 /// Signs a user in: a new session id (no fixation), then the user id.
 pub async fn sign_in(session: &Session, user: &User) -> Result<(), AppError> {
     session.cycle_id().await?;

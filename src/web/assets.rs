@@ -11,6 +11,7 @@ const HTMX: &str = include_str!("../../static/htmx-2.0.11.min.js");
 const APP_JS: &str = include_str!("../../static/app.js");
 const APP_CSS: &str = include_str!("../../static/app.css");
 const REVIEW_JS: &str = include_str!("../../static/review.js");
+const FAVICON: &str = include_str!("../../static/favicon.svg");
 
 pub fn router() -> Router<AppState> {
     Router::new()
@@ -29,6 +30,15 @@ pub fn router() -> Router<AppState> {
         .route(
             "/static/app.css",
             get(|| async { asset("text/css; charset=utf-8", APP_CSS, false) }),
+        )
+        // Browsers ask for /favicon.ico whatever the page says; both answer the same icon.
+        .route(
+            "/static/favicon.svg",
+            get(|| async { asset("image/svg+xml", FAVICON, false) }),
+        )
+        .route(
+            "/favicon.ico",
+            get(|| async { asset("image/svg+xml", FAVICON, false) }),
         )
 }
 

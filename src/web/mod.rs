@@ -123,6 +123,7 @@ pub fn router(state: AppState, sessions: AppSessionStore, site: Site) -> anyhow:
     // are refused before the session is loaded; whatever error is left (a rejected form, a
     // timeout, a failed session save) becomes one of our pages.
     let mut app = app
+        .layer(from_fn_with_state(state.clone(), errors::with_nav))
         .layer(session_layer)
         .layer(from_fn_with_state(state.clone(), errors::as_pages))
         .layer(from_fn_with_state(site.clone(), security::check_origin))

@@ -72,6 +72,15 @@ impl TracePage {
         markdown::render_message(text)
     }
 
+    /// The BotDojo "thinking" steps of this turn (from its `AI Message` cell), shown collapsed.
+    pub fn thinking(&self) -> Vec<String> {
+        self.trace
+            .metadata
+            .get("AI Message")
+            .map(crate::domain::tool_calls::thinking_steps)
+            .unwrap_or_default()
+    }
+
     /// The metadata, fields with a value first (each group in file order).
     pub fn metadata_fields(&self) -> Vec<(&str, &str)> {
         let (mut filled, empty): (Vec<_>, Vec<_>) = self

@@ -565,12 +565,7 @@ fn workspace_csv(dir: &Path) -> PathBuf {
     );
     let q = |v: &str| format!("\"{}\"", v.replace('"', "\"\""));
     for r in rows.iter() {
-        out.push_str(
-            &r.iter()
-                .map(|v| q(v))
-                .collect::<Vec<_>>()
-                .join(","),
-        );
+        out.push_str(&r.iter().map(|v| q(v)).collect::<Vec<_>>().join(","));
         out.push('\n');
     }
     for t in 1..=4 {

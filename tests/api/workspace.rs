@@ -498,3 +498,41 @@ async fn markdown_renders_through_the_sanitizer_with_raw_text_and_direction() {
     );
     assert_eq!(page.count(".metadata dd a"), 1);
 }
+
+#[tokio::test]
+async fn a_404_keeps_the_top_bar_and_the_site_has_a_favicon() {
+    let app = app_with_dataset(1, 1).await;
+    let ann = app.login("Ann", false).await;
+    for path in ["/no/such/page", "/d/ws/t/no-such-trace", "/d/nope/traces"] {
+        let (status, body) = app.get_text(&ann, path).await;
+        assert_eq!(status, 404, "{path}");
+        let page = Page::parse(&body);
+        assert!(page.is_whole_page(), "{path}");
+        assert_eq!(page.text(".top .user-name"), "Ann", "{path}: {body}");
+        assert!(page.has(".top nav a[href='/']"), "{path}");
+    }
+    // Signed out: the same page without a user.
+    let (status, body) = app.get_text(&client(), "/no/such/page").await;
+    assert_eq!(status, 404);
+    assert!(!Page::parse(&body).has(".top .user-name"));
+    // An HTMX request still gets only the fragment.
+    let res = ann
+        .get(app.url("/d/ws/t/no-such-trace"))
+        .header("HX-Request", "true")
+        .send()
+        .await
+        .unwrap();
+    assert!(!Page::parse(&res.text().await.unwrap()).is_whole_page());
+
+    for path in ["/favicon.ico", "/static/favicon.svg"] {
+        let res = client().get(app.url(path)).send().await.unwrap();
+        assert_eq!(res.status(), 200, "{path}");
+        assert_eq!(header(&res, "content-type"), "image/svg+xml");
+        assert!(res.text().await.unwrap().starts_with("<svg"));
+    }
+    let (_, body) = app.get_text(&ann, "/").await;
+    assert_eq!(
+        Page::parse(&body).attr("link[rel=icon]", "href").as_deref(),
+        Some("/static/favicon.svg")
+    );
+}

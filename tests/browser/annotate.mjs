@@ -351,7 +351,7 @@ await main("annotate", async (browser, report) => {
 
   // ---- The list and the dashboard ------------------------------------------------------
   await page.goto(`${base}/d/${slug}/traces`);
-  const counts = await page.evaluate(() => Object.fromEntries([...document.querySelectorAll(".filters a")].map((a) => [new URL(a.href).searchParams.get("status"), Number(a.querySelector(".count").textContent)])));
+  const counts = await page.evaluate(() => Object.fromEntries([...document.querySelectorAll(".filters a")].map((a) => [new URL(a.href).searchParams.get("status"), Number(a.querySelector(".count").textContent.replace(/,/g, ""))])));
   report.check("the list counts the passes", counts.pass === report.extra.passes, counts);
   report.check("the list counts the fails", counts.fail === report.extra.fails, counts);
   const rows = await page.evaluate(() => Object.fromEntries([...document.querySelectorAll("tr[data-trace-id]")].map((r) => [r.getAttribute("data-trace-id"), r.querySelector(".status").textContent.trim()])));

@@ -57,6 +57,7 @@ await main("workspace", async (browser, report) => {
       open: cards.filter((d) => d.open).length,
       summaries: cards.map((d) => d.querySelector("summary").textContent.replace(/\s+/g, " ").trim()),
       earlierOpen: document.querySelector("details.earlier").open,
+      thinking: document.getElementById("thinking") ? { open: document.getElementById("thinking").open, text: document.getElementById("thinking").textContent } : null,
     };
   });
   report.extra.first_screen = first;
@@ -69,6 +70,7 @@ await main("workspace", async (browser, report) => {
     first.summaries,
   );
   report.check("earlier turns are collapsed above", first.earlierOpen === false);
+  report.check("BotDojo thinking steps are shown collapsed", first.thinking && first.thinking.open === false && /look the order up/.test(first.thinking.text), first.thinking);
   await screenshot(page, opt.shots, "workspace-light");
   await page.keyboard.press("t");
   const opened = await page.evaluate(() => ({
