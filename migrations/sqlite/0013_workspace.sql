@@ -49,3 +49,7 @@ CREATE TABLE undone_saves (
     undone_at           BIGINT  NOT NULL
 );
 CREATE INDEX undone_saves_trace ON undone_saves (trace_pk, user_id);
+
+-- An archived dataset leaves the dashboard (admins still find it under "Archived", and its
+-- URLs keep working); NULL while it is in use.
+ALTER TABLE datasets ADD COLUMN archived_at BIGINT;

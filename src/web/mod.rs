@@ -3,6 +3,7 @@
 pub mod annotate;
 pub mod assets;
 pub mod dashboard;
+pub mod dataset;
 pub mod errors;
 pub mod export;
 pub mod extract;
@@ -79,6 +80,7 @@ pub fn router(state: AppState, sessions: AppSessionStore, site: Site) -> anyhow:
     let admin = import::router()
         .merge(review::lead_router())
         .merge(judges::lead_router())
+        .merge(dataset::lead_router())
         .route_layer(from_extractor_with_state::<RequireAdmin, _>(state.clone()));
     let upload = import::upload_router()
         .route_layer(from_extractor_with_state::<RequireAdmin, _>(state.clone()))
@@ -89,6 +91,7 @@ pub fn router(state: AppState, sessions: AppSessionStore, site: Site) -> anyhow:
 
     let timed = Router::new()
         .merge(dashboard::router())
+        .merge(dataset::router())
         .merge(list::router())
         .merge(trace_view::router())
         .merge(navigation::router())

@@ -44,11 +44,30 @@ impl Nav {
     }
 }
 
+/// A count as templates hand it over: by value or behind references (askama borrows
+/// arguments, loops add another level).
+pub trait Count {
+    fn count(&self) -> i64;
+}
+
+impl Count for i64 {
+    fn count(&self) -> i64 {
+        *self
+    }
+}
+
+impl<T: Count + ?Sized> Count for &T {
+    fn count(&self) -> i64 {
+        (**self).count()
+    }
+}
+
 /// A count with thousands separators (`1,234,567`), as pages show numbers.
-pub fn thousands(n: &i64) -> String {
+pub fn thousands(n: impl Count) -> String {
+    let n = n.count();
     let digits = n.unsigned_abs().to_string();
     let mut out = String::with_capacity(digits.len() + digits.len() / 3 + 1);
-    if *n < 0 {
+    if n < 0 {
         out.push('-');
     }
     for (i, c) in digits.chars().enumerate() {
@@ -70,7 +89,7 @@ mod tests {
         assert_eq!(thousands(&999), "999");
         assert_eq!(thousands(&1000), "1,000");
         assert_eq!(thousands(&1234567), "1,234,567");
-        assert_eq!(thousands(&-45000), "-45,000");
+        assert_eq!(thousands(-45000), "-45,000");
     }
 }
 

@@ -536,3 +536,102 @@ async fn a_404_keeps_the_top_bar_and_the_site_has_a_favicon() {
         Some("/static/favicon.svg")
     );
 }
+
+#[tokio::test]
+async fn a_dataset_has_its_own_page_which_admins_rename_and_archive() {
+    let app = app_with_dataset(1, 3).await;
+    let admin = app.login("Admin", true).await;
+    let ann = app.login("Ann", false).await;
+    app.annotate(
+        &ann,
+        "ws",
+        "c0-t1",
+        &[("verdict", "pass"), ("version", "0")],
+        true,
+    )
+    .await;
+    // The dashboard's dataset name leads to the dataset page.
+    let (_, dash) = app.get_text(&ann, "/").await;
+    assert_eq!(
+        Page::parse(&dash).attr(".datasets h2 a", "href").as_deref(),
+        Some("/d/ws")
+    );
+    let (status, body) = app.get_text(&ann, "/d/ws").await;
+    assert_eq!(status, 200);
+    let page = Page::parse(&body);
+    assert_eq!(page.text("#dataset-name"), "WS");
+    assert!(page.text(".progress").starts_with("1 of 3 done"), "{body}");
+    assert_eq!(
+        page.attr("#continue", "href").as_deref(),
+        Some("/d/ws/next")
+    );
+    assert!(!page.has("#team"), "annotators see no team table");
+    assert!(!page.has("#rename-form"), "nor the admin forms");
+    // An annotator cannot rename or archive.
+    let res = ann
+        .post(app.url("/d/ws/rename"))
+        .form(&[("name", "Mine now")])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 403);
+
+    // The admin sees the team and renames: the address stays.
+    let (_, body) = app.get_text(&admin, "/d/ws").await;
+    let page = Page::parse(&body);
+    assert_eq!(page.texts("#team tbody tr").len(), 1);
+    assert!(
+        page.text("#team tbody tr")
+            .starts_with("Ann ann@localhost 1 1 0")
+    );
+    let res = admin
+        .post(app.url("/d/ws/rename"))
+        .form(&[("name", "  Support   bot ")])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 303);
+    assert_eq!(header(&res, "location"), "/d/ws");
+    let (_, body) = app.get_text(&ann, "/d/ws/traces").await;
+    assert_eq!(Page::parse(&body).text("h1"), "Support bot");
+    // A name another dataset has is refused, with the form as typed.
+    let (status, page) = app
+        .upload(&admin, "Other", "other.csv", simple_csv(1, 1))
+        .await;
+    assert_eq!(status, 200, "{page}");
+    let res = admin
+        .post(app.url("/d/ws/rename"))
+        .form(&[("name", "other")])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 422);
+    let page = Page::parse(&res.text().await.unwrap());
+    assert!(page.text("#rename-error").contains("already called"));
+    assert_eq!(page.attr("#rename", "value").as_deref(), Some("other"));
+
+    // Archived: off the dashboard (admins find it under Archived), its links still work.
+    let res = admin
+        .post(app.url("/d/ws/archive"))
+        .form(&[("archive", "1")])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 303);
+    let (_, dash) = app.get_text(&ann, "/").await;
+    let names = Page::parse(&dash).texts(".datasets h2");
+    assert_eq!(names, ["Other"]);
+    let (_, dash) = app.get_text(&admin, "/").await;
+    assert!(Page::parse(&dash).text("#archived").contains("Support bot"));
+    let (status, body) = app.get_text(&ann, "/d/ws").await;
+    assert_eq!(status, 200);
+    assert!(Page::parse(&body).has("#archived-badge"));
+    admin
+        .post(app.url("/d/ws/archive"))
+        .form(&[("archive", "0")])
+        .send()
+        .await
+        .unwrap();
+    let (_, dash) = app.get_text(&ann, "/").await;
+    assert_eq!(Page::parse(&dash).texts(".datasets h2").len(), 2);
+}
