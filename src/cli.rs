@@ -63,6 +63,11 @@ pub enum Command {
         #[command(subcommand)]
         action: crate::cli_review::JudgeAction,
     },
+    /// The codebook: open codes grouped into failure modes, exported or imported.
+    Codebook {
+        #[command(subcommand)]
+        action: crate::cli_codebook::CodebookAction,
+    },
 }
 
 #[derive(Args, Debug)]
@@ -307,6 +312,9 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         }
         Command::Judge { action } => {
             crate::cli_review::judge(&connect(&cli.database_url).await?, action).await
+        }
+        Command::Codebook { action } => {
+            crate::cli_codebook::codebook(&connect(&cli.database_url).await?, action).await
         }
     }
 }

@@ -57,6 +57,14 @@ const ANNOTATION_COLUMNS: &[AnnotationColumn] = &[
         value: |a| Cell::Text(Cow::Owned(a.open_codes.joined())),
     },
     AnnotationColumn {
+        name: "failure_modes",
+        value: |a| {
+            let mut names = a.failure_modes.as_slice().to_vec();
+            names.sort_by_key(|n| n.to_lowercase());
+            Cell::Text(Cow::Owned(names.join(", ")))
+        },
+    },
+    AnnotationColumn {
         name: "comments_hypotheses",
         value: |a| Cell::Text(Cow::Borrowed(&a.comments)),
     },

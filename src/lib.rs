@@ -6,7 +6,9 @@
 pub mod app;
 pub mod auth;
 pub mod cli;
+pub mod cli_codebook;
 pub mod cli_review;
+pub mod codebook;
 pub mod config;
 pub mod db;
 pub mod demo;

@@ -140,6 +140,27 @@ pub async fn skipped_count(db: &Db, scope: &Scope) -> Result<i64, sqlx::Error> {
     .await
 }
 
+/// The viewer's pass/fail counters and their skipped count in one statement (the list page
+/// keeps to a handful): primary keys of `annotation_counts` and `skips`.
+pub async fn counts_and_skipped(
+    db: &Db,
+    scope: &Scope,
+) -> Result<(progress::Counts, i64), sqlx::Error> {
+    let (passes, fails, skipped): (i64, i64, i64) = sqlx::query_as(&format!(
+        "SELECT
+           COALESCE((SELECT c.passes FROM annotation_counts c WHERE c.user_id = $2 AND c.dataset_id = $1), 0),
+           COALESCE((SELECT c.fails FROM annotation_counts c WHERE c.user_id = $2 AND c.dataset_id = $1), 0),
+           (SELECT COUNT(*) FROM skips s JOIN traces t ON t.id = s.trace_pk
+            WHERE s.user_id = $2 AND s.dataset_id = $1 AND {})",
+        scope.traces("t")
+    ))
+    .bind(scope.dataset)
+    .bind(scope.viewer)
+    .fetch_one(db.reader())
+    .await?;
+    Ok((progress::Counts { passes, fails }, skipped))
+}
+
 /// The first skipped trace after `after` in reading order (the `skips` primary key).
 pub async fn next_skipped(
     db: &Db,

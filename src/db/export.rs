@@ -6,7 +6,7 @@ use sqlx::FromRow;
 
 use super::scope::Scope;
 use super::types::Json;
-use super::{Db, codes};
+use super::{Db, codebook, codes};
 use crate::domain::{AnnotationId, Metadata, OpenCodes, SortKey, Verdict};
 
 /// A trace's stored fields.
@@ -34,6 +34,8 @@ pub struct ExportAnnotation {
     pub verdict: Verdict,
     pub first_failure_note: String,
     pub open_codes: OpenCodes,
+    /// Names of the active failure modes its codes belong to (aggregated unordered).
+    pub failure_modes: OpenCodes,
     pub comments: String,
     pub version: i64,
     pub created_at: i64,
@@ -58,9 +60,10 @@ const TRACE_COLUMNS: &str = "t.sort_key, t.trace_id, t.flow_session, t.turn_numb
 fn annotation_columns(db: &Db) -> String {
     format!(
         "a.sort_key AS annotation_sort_key, a.id AS annotation_id, u.email, u.name, \
-         a.verdict, a.first_failure_note, {} AS open_codes, a.comments, a.version, \
-         a.created_at, a.updated_at",
-        codes::codes_of(db.backend(), "a.id")
+         a.verdict, a.first_failure_note, {} AS open_codes, {} AS failure_modes, a.comments, \
+         a.version, a.created_at, a.updated_at",
+        codes::codes_of(db.backend(), "a.id"),
+        codebook::modes_of(db.backend(), "a.id")
     )
 }
 

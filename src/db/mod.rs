@@ -6,6 +6,7 @@
 
 pub mod annotations;
 pub mod assignments;
+pub mod codebook;
 pub mod codes;
 pub mod datasets;
 pub mod decisions;

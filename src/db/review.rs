@@ -214,11 +214,11 @@ pub async fn trace_id_of(db: &Db, trace: TracePk) -> Result<Option<String>, sqlx
         .await
 }
 
-/// The dataset's failure modes (names, in order) and, for each annotation whose open codes
-/// are grouped, the modes they belong to. The codebook holds the grouping.
+/// The dataset's active failure modes (names, sorted) and, for each annotation whose open
+/// codes are grouped, the modes they belong to. The codebook holds the grouping.
 pub async fn failure_modes(
-    _db: &Db,
-    _dataset: DatasetId,
+    db: &Db,
+    dataset: DatasetId,
 ) -> Result<
     (
         Vec<String>,
@@ -226,5 +226,11 @@ pub async fn failure_modes(
     ),
     sqlx::Error,
 > {
-    Ok((Vec::new(), HashMap::new()))
+    let (names, rows) = super::codebook::annotation_modes(db, dataset).await?;
+    let mut of_annotation: HashMap<AnnotationId, std::collections::BTreeSet<String>> =
+        HashMap::new();
+    for (annotation, mode) in rows {
+        of_annotation.entry(annotation).or_default().insert(mode);
+    }
+    Ok((names, of_annotation))
 }

@@ -192,14 +192,15 @@ pub(crate) async fn write_in(
     .execute(&mut *tx)
     .await?;
 
-    codes::replace(
-        tx,
+    let coded = codes::CodedAnnotation {
         annotation,
-        trace.dataset_id,
-        &input.open_codes,
-        version == 1,
-    )
-    .await?;
+        dataset: trace.dataset_id,
+        trace: trace.pk,
+        user,
+        sort_key: trace.sort_key,
+        verdict: input.verdict,
+    };
+    codes::replace(tx, coded, &input.open_codes, version == 1).await?;
     progress::bump_counts(tx, scope, old_verdict, input.verdict).await?;
     decisions::unskip(tx, scope, trace.sort_key).await?;
     progress::advance_low_water(tx, scope).await?;

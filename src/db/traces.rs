@@ -8,7 +8,7 @@ use sqlx::{Any, FromRow};
 use super::Db;
 use super::scope::Scope;
 use super::types::Json;
-use crate::domain::{DatasetId, Metadata, SortKey, ToolCall, TracePk, Verdict};
+use crate::domain::{DatasetId, Metadata, ModeId, SortKey, ToolCall, TracePk, Verdict};
 
 /// One trace, as the trace view needs it.
 #[derive(Debug, Clone, FromRow)]
@@ -239,6 +239,80 @@ pub async fn list_page(
         .bind(limit)
         .fetch_all(db.reader())
         .await?;
+    if matches!(cursor, PageCursor::Before(_)) {
+        rows.reverse();
+    }
+    Ok(rows)
+}
+
+/// Traces whose annotations (in the viewer's scope) carry an open code, or any code of a
+/// failure mode: the trace list as the codebook links to it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CodedFilter {
+    pub by: CodedBy,
+    /// Only annotations that are a Fail.
+    pub fail_only: bool,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum CodedBy {
+    /// A normalized open code.
+    Code(String),
+    /// The codes of a failure mode.
+    Mode(ModeId),
+}
+
+/// One keyset page of the traces matching `coded`, with the viewer's verdicts, in one
+/// query. The matching sort keys come from `annotation_codes_counting` (dataset, code,
+/// sort key), so a rare code is found without walking the dataset.
+pub async fn coded_page(
+    db: &Db,
+    scope: &Scope,
+    coded: &CodedFilter,
+    cursor: PageCursor,
+    limit: i64,
+) -> Result<Vec<ListRow>, sqlx::Error> {
+    let (cmp, order, key) = match cursor {
+        PageCursor::After(k) => (">", "ASC", k),
+        PageCursor::Before(k) => ("<", "DESC", k),
+    };
+    let visible = scope.traces("t");
+    let code = match coded.by {
+        CodedBy::Code(_) => "c.normalized = $5",
+        CodedBy::Mode(_) => {
+            "c.normalized IN (SELECT fc.code FROM failure_mode_codes fc
+                              WHERE fc.dataset_id = $1 AND fc.mode_id = $5)"
+        }
+    };
+    let fail = if coded.fail_only {
+        "AND c.fail = 1"
+    } else {
+        ""
+    };
+    let sql = format!(
+        "SELECT t.trace_id, t.sort_key, t.flow_session, t.turn_number,
+                SUBSTR(t.user_message, 1, 160) AS preview, a.verdict,
+                CAST(CASE WHEN a.verdict IS NULL AND EXISTS (SELECT 1 FROM skips s
+                    WHERE s.user_id = $2 AND s.dataset_id = $1 AND s.sort_key = t.sort_key)
+                  THEN 1 ELSE 0 END AS BIGINT) AS skipped
+         FROM traces t
+         LEFT JOIN annotations a ON a.trace_pk = t.id AND a.user_id = $2
+         WHERE t.dataset_id = $1 AND t.sort_key {cmp} $3 AND {visible}
+           AND t.sort_key IN (SELECT c.sort_key FROM annotation_codes c
+                              WHERE c.dataset_id = $1 AND {code} AND {} {fail})
+         ORDER BY t.sort_key {order} LIMIT $4",
+        scope.annotations("c")
+    );
+    let query = sqlx::query_as(&sql)
+        .bind(scope.dataset)
+        .bind(scope.viewer)
+        .bind(key)
+        .bind(limit);
+    let query = match &coded.by {
+        CodedBy::Code(code) => query.bind(code.clone()),
+        CodedBy::Mode(mode) => query.bind(*mode),
+    };
+    let mut rows: Vec<ListRow> = query.fetch_all(db.reader()).await?;
     if matches!(cursor, PageCursor::Before(_)) {
         rows.reverse();
     }

@@ -44,3 +44,7 @@ row_id!(
     /// A person named in a dataset's assignment (`assignees.id`), by email.
     AssigneeId
 );
+row_id!(
+    /// A failure mode of a dataset's codebook (`failure_modes.id`).
+    ModeId
+);

@@ -5,6 +5,7 @@ pub mod agreement;
 pub mod annotation;
 pub mod assignment;
 pub mod code_clusters;
+pub mod codebook;
 pub mod dataset_name;
 pub mod ids;
 pub mod import;
@@ -18,7 +19,7 @@ pub mod trace;
 
 pub use annotation::{AnnotationInput, OpenCodes, Verdict};
 pub use dataset_name::{DatasetName, NameError};
-pub use ids::{AnnotationId, AssigneeId, DatasetId, ImportId, TracePk, UserId};
+pub use ids::{AnnotationId, AssigneeId, DatasetId, ImportId, ModeId, TracePk, UserId};
 pub use import::{ImportState, RowError};
 pub use order::SortKey;
 pub use slug::Slug;

@@ -7,12 +7,14 @@ use axum::extract::{Query, State};
 use axum::routing::get;
 use serde::Deserialize;
 
-use crate::db::traces::{self, ListRow, PageCursor, StatusFilter};
-use crate::db::{decisions, progress};
+use crate::db::traces::{self, CodedBy, CodedFilter, ListRow, PageCursor, StatusFilter};
+use crate::db::{codebook, decisions, progress};
+use crate::domain::annotation::normalize_code;
 use crate::error::{AppError, AppResult};
 use crate::state::AppState;
 use crate::web::extract::InDataset;
 use crate::web::pages::{Nav, Progress};
+use crate::web::urls;
 
 /// Rows per list page unless `?per=` asks for 10 to 500.
 pub const PAGE_SIZE: i64 = 50;
@@ -30,6 +32,75 @@ pub struct ListPage {
     prev_before: Option<i64>,
     next_after: Option<i64>,
     per: i64,
+    /// Active failure mode names, for the filter.
+    modes: Vec<String>,
+    coded: Option<CodedView>,
+    code_input: String,
+}
+
+/// The code or mode filter in force, as the page shows it.
+pub struct CodedView {
+    /// `the code “x”` or `the failure mode “y”`.
+    label: String,
+    fail_only: bool,
+    /// The failure mode filtered by, if that is the filter.
+    mode: Option<String>,
+    /// The filter's query string part (`&code=…`), kept by the pager.
+    query: String,
+}
+
+impl ListPage {
+    /// The filter's part of the pager's links.
+    pub fn coded_query(&self) -> &str {
+        self.coded.as_ref().map_or("", |c| c.query.as_str())
+    }
+}
+
+/// Reads the `code` / `mode` / `verdict` parameters; an unknown mode is a 404.
+async fn coded_filter(
+    state: &AppState,
+    dataset: &crate::db::datasets::Dataset,
+    q: &ListQuery,
+) -> AppResult<Option<(CodedFilter, CodedView)>> {
+    let fail_only = q.verdict.as_deref() == Some("fail");
+    let fail = if fail_only { "&verdict=fail" } else { "" };
+    if let Some(name) = q.mode.as_deref().filter(|m| !m.trim().is_empty()) {
+        let mode = codebook::mode_by_name(&state.db, dataset.id, name)
+            .await?
+            .filter(|m| !m.archived())
+            .ok_or_else(|| {
+                AppError::NotFound(format!(
+                    "There is no failure mode \"{name}\" in {}.",
+                    dataset.name
+                ))
+            })?;
+        let filter = CodedFilter {
+            by: CodedBy::Mode(mode.id),
+            fail_only,
+        };
+        let view = CodedView {
+            label: format!("the failure mode “{}”", mode.name),
+            mode: Some(mode.name.clone()),
+            fail_only,
+            query: format!("&mode={}{fail}", urls::path_segment(&mode.name)),
+        };
+        return Ok(Some((filter, view)));
+    }
+    let code = q.code.as_deref().map(normalize_code).unwrap_or_default();
+    if code.is_empty() {
+        return Ok(None);
+    }
+    let view = CodedView {
+        label: format!("the open code “{code}”"),
+        mode: None,
+        fail_only,
+        query: format!("&code={}{fail}", urls::path_segment(&code)),
+    };
+    let filter = CodedFilter {
+        by: CodedBy::Code(code),
+        fail_only,
+    };
+    Ok(Some((filter, view)))
 }
 
 pub fn router() -> Router<AppState> {
@@ -42,6 +113,12 @@ pub struct ListQuery {
     after: Option<i64>,
     before: Option<String>,
     per: Option<i64>,
+    /// An open code (any spelling): traces whose annotation carries it.
+    code: Option<String>,
+    /// A failure mode by name (or a former name): traces carrying any of its codes.
+    mode: Option<String>,
+    /// `fail`: only annotations that are a Fail carry it (with `code` or `mode`).
+    verdict: Option<String>,
 }
 
 impl ListQuery {
@@ -73,7 +150,11 @@ async fn list(
     let cursor = q.cursor()?;
     // One row more than shown tells whether another page exists in that direction.
     let per = q.per.unwrap_or(PAGE_SIZE).clamp(10, 500);
-    let mut rows = traces::list_page(&state.db, &scope, filter, cursor, per + 1).await?;
+    let coded = coded_filter(&state, &dataset, &q).await?;
+    let mut rows = match &coded {
+        Some((coded, _)) => traces::coded_page(&state.db, &scope, coded, cursor, per + 1).await?,
+        None => traces::list_page(&state.db, &scope, filter, cursor, per + 1).await?,
+    };
     let more = rows.len() as i64 > per;
     if more {
         match cursor {
@@ -92,11 +173,8 @@ async fn list(
     let total = progress::queue_size(&state.db, &scope)
         .await?
         .unwrap_or(dataset.trace_count);
-    let progress = Progress::of(
-        progress::counts(&state.db, dataset.id, user.id).await?,
-        total,
-    );
-    let skipped = decisions::skipped_count(&state.db, &scope).await?;
+    let (counts, skipped) = decisions::counts_and_skipped(&state.db, &scope).await?;
+    let progress = Progress::of(counts, total);
     Ok(ListPage {
         nav: Nav::of(&user),
         prev_before: has_prev
@@ -118,6 +196,14 @@ async fn list(
         ],
         filter,
         per,
+        modes: codebook::modes(&state.db, dataset.id)
+            .await?
+            .into_iter()
+            .filter(|m| !m.archived())
+            .map(|m| m.name)
+            .collect(),
+        coded: coded.map(|(_, view)| view),
+        code_input: q.code.clone().unwrap_or_default(),
         ds_name: dataset.name,
         ds_slug: dataset.slug,
         progress,

@@ -2,6 +2,7 @@
 
 pub mod annotate;
 pub mod assets;
+pub mod codebook;
 pub mod dashboard;
 pub mod dataset;
 pub mod errors;
@@ -81,6 +82,7 @@ pub fn router(state: AppState, sessions: AppSessionStore, site: Site) -> anyhow:
         .merge(review::lead_router())
         .merge(judges::lead_router())
         .merge(dataset::lead_router())
+        .merge(codebook::lead_router())
         .route_layer(from_extractor_with_state::<RequireAdmin, _>(state.clone()));
     let upload = import::upload_router()
         .route_layer(from_extractor_with_state::<RequireAdmin, _>(state.clone()))
@@ -97,6 +99,7 @@ pub fn router(state: AppState, sessions: AppSessionStore, site: Site) -> anyhow:
         .merge(navigation::router())
         .merge(annotate::router())
         .merge(review::router())
+        .merge(codebook::router())
         .merge(login::router())
         .merge(attempts)
         .merge(admin)

@@ -233,6 +233,7 @@ await main("workspace", async (browser, report) => {
       ["trace", url("o-2")],
       ["list", `${base}/d/${slug}/traces`],
       ["dashboard", `${base}/`],
+      ["dataset", `${base}/d/${slug}`],
     ]) {
       await page.goto(path);
       const r = await axe(page, `${label} (${scheme})`);
@@ -276,6 +277,8 @@ await main("workspace", async (browser, report) => {
     ["list", `${base}/d/${slug}/traces`],
     ["dashboard", `${base}/`],
     ["history", `${url("o-1")}/history`],
+    ["dataset", `${base}/d/${slug}`],
+    ["not found", `${base}/no/such/page`],
     ["sign-in", `${base}/login`],
   ]) {
     await mobile.goto(path);
