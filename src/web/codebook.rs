@@ -208,7 +208,7 @@ async fn render_page(
             overview.ungrouped.fail_traces as u64,
         ));
     }
-    items.sort_by(|a, b| b.1.cmp(&a.1));
+    items.sort_by_key(|item| std::cmp::Reverse(item.1));
     items.retain(|(_, n)| *n > 0);
     let bars = pareto(&items, overview.totals.fail_traces as u64, CHART_W, CHART_H);
     Ok(CodebookPage {

@@ -85,10 +85,10 @@ mod tests {
 
     #[test]
     fn counts_get_separators() {
-        assert_eq!(thousands(&0), "0");
-        assert_eq!(thousands(&999), "999");
-        assert_eq!(thousands(&1000), "1,000");
-        assert_eq!(thousands(&1234567), "1,234,567");
+        assert_eq!(thousands(0), "0");
+        assert_eq!(thousands(999), "999");
+        assert_eq!(thousands(1000), "1,000");
+        assert_eq!(thousands(1234567), "1,234,567");
         assert_eq!(thousands(-45000), "-45,000");
     }
 }
