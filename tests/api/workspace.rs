@@ -635,3 +635,32 @@ async fn a_dataset_has_its_own_page_which_admins_rename_and_archive() {
     let (_, dash) = app.get_text(&ann, "/").await;
     assert_eq!(Page::parse(&dash).texts(".datasets h2").len(), 2);
 }
+
+#[tokio::test]
+async fn an_import_sums_up_what_the_file_held() {
+    let app = spawn_app().await;
+    let admin = app.login("Admin", true).await;
+    let steps = |tools: usize| {
+        let steps: Vec<serde_json::Value> = (0..tools)
+            .map(|i| serde_json::json!({"type": "tool", "stepLabel": format!("t{i}"), "content": "ok"}))
+            .collect();
+        serde_json::json!({ "steps": steps })
+            .to_string()
+            .replace('"', "\"\"")
+    };
+    let csv = format!(
+        "id,Flow Session,Turn_Number,body.user_message,response.text_output,AI Message,Persona\n\
+         a-1,s-a,1,hi,hello,\"{}\",calm\n\
+         a-2,s-a,2,and?,so,\"{}\",calm\n\
+         b-1,s-b,1,yo,hey,,angry\n",
+        steps(2),
+        steps(1)
+    );
+    let (status, page) = app.upload(&admin, "Sum", "sum.csv", csv.into_bytes()).await;
+    assert_eq!(status, 200, "{page}");
+    let result = Page::parse(&page).text("#import-result");
+    assert_eq!(
+        result,
+        "Imported 3 traces. Found 2 new conversations, 3 tool calls and 2 metadata columns."
+    );
+}

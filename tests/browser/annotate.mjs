@@ -107,6 +107,11 @@ await main("annotate", async (browser, report) => {
     seen.filter((s) => s.state === "running").length >= 2 || !sawRunning,
     seen.map((s) => s.value),
   );
+  report.check(
+    "progress is told in rows, with the file's estimated total",
+    seen.some((s) => s.state === "running" && /[\d,]+ of about [\d,]+ rows read/.test(s.text)) || !sawRunning,
+    seen.map((s) => s.text),
+  );
   report.check("the import finished as done", seen.length > 0 && seen[seen.length - 1].state === "done", seen[seen.length - 1]);
   report.check("polling updated the page in place (no reload)", await page.evaluate(() => window.__samePage === true));
   const resultText = (await page.textContent("#import-result").catch(() => "")) || "";
