@@ -8,7 +8,7 @@ use sqlx::{Any, FromRow};
 use super::Db;
 use super::scope::Scope;
 use super::types::Json;
-use crate::domain::{DatasetId, Metadata, ModeId, SortKey, ToolCall, TracePk, Verdict};
+use crate::domain::{DatasetId, Metadata, ModeId, OpenCodes, SortKey, ToolCall, TracePk, Verdict};
 
 /// One trace, as the trace view needs it.
 #[derive(Debug, Clone, FromRow)]
@@ -48,6 +48,10 @@ pub struct ListRow {
     pub verdict: Option<Verdict>,
     /// 1 when the annotator skipped it and has not annotated it since.
     pub skipped: i64,
+    /// The viewer's first-failure note on it (empty when none).
+    pub note: String,
+    /// The viewer's open codes on it.
+    pub codes: OpenCodes,
 }
 
 impl ListRow {
@@ -164,6 +168,12 @@ pub async fn list_page(
         PageCursor::Before(k) => ("<", "DESC", k),
     };
     let visible = scope.traces("t");
+    // The viewer's own note and codes on each row (codes by the primary key prefix of
+    // `annotation_codes`; NULL, no codes, when the row has no annotation).
+    let note_codes = format!(
+        "SUBSTR(COALESCE(a.first_failure_note, ''), 1, 200) AS note, {} AS codes",
+        super::codes::codes_of(db.backend(), "a.id")
+    );
     // Everything at or below the low-water mark is annotated: the to-do walk starts above
     // it (or stops at it, going backwards) instead of stepping over, say, 100,000 annotated
     // traces. Read inside the statement, so a page stays one query.
@@ -175,7 +185,7 @@ pub async fn list_page(
                     SUBSTR(t.user_message, 1, 160) AS preview, a.verdict,
                     CAST(CASE WHEN a.verdict IS NULL AND EXISTS (SELECT 1 FROM skips s
                         WHERE s.user_id = $2 AND s.dataset_id = $1 AND s.sort_key = t.sort_key)
-                      THEN 1 ELSE 0 END AS BIGINT) AS skipped
+                      THEN 1 ELSE 0 END AS BIGINT) AS skipped, {note_codes}
              FROM traces t
              LEFT JOIN annotations a ON a.trace_pk = t.id AND a.user_id = $2
              WHERE t.dataset_id = $1 AND t.sort_key {cmp} $3 AND {visible}
@@ -195,7 +205,7 @@ pub async fn list_page(
             format!(
                 "SELECT t.trace_id, t.sort_key, t.flow_session, t.turn_number,
                         SUBSTR(t.user_message, 1, 160) AS preview, CAST(NULL AS TEXT) AS verdict,
-                        CAST(0 AS BIGINT) AS skipped
+                        CAST(0 AS BIGINT) AS skipped, '' AS note, CAST(NULL AS TEXT) AS codes
                  FROM traces t
                  WHERE t.dataset_id = $1 AND {range}
                    AND NOT EXISTS (SELECT 1 FROM annotations a WHERE a.trace_pk = t.id AND a.user_id = $2)
@@ -214,7 +224,7 @@ pub async fn list_page(
             format!(
                 "SELECT t.trace_id, t.sort_key, t.flow_session, t.turn_number,
                         SUBSTR(t.user_message, 1, 160) AS preview, a.verdict,
-                        CAST(0 AS BIGINT) AS skipped
+                        CAST(0 AS BIGINT) AS skipped, {note_codes}
                  FROM annotations a JOIN traces t ON t.id = a.trace_pk
                  WHERE a.user_id = $2 AND a.dataset_id = $1 AND a.sort_key {cmp} $3
                    AND a.verdict = '{}' AND {visible}
@@ -226,7 +236,7 @@ pub async fn list_page(
         StatusFilter::Skipped => format!(
             "SELECT t.trace_id, t.sort_key, t.flow_session, t.turn_number,
                     SUBSTR(t.user_message, 1, 160) AS preview, CAST(NULL AS TEXT) AS verdict,
-                    CAST(1 AS BIGINT) AS skipped
+                    CAST(1 AS BIGINT) AS skipped, '' AS note, CAST(NULL AS TEXT) AS codes
              FROM skips s JOIN traces t ON t.id = s.trace_pk
              WHERE s.user_id = $2 AND s.dataset_id = $1 AND s.sort_key {cmp} $3 AND {visible}
              ORDER BY s.sort_key {order} LIMIT $4"
@@ -277,6 +287,12 @@ pub async fn coded_page(
         PageCursor::Before(k) => ("<", "DESC", k),
     };
     let visible = scope.traces("t");
+    // The viewer's own note and codes on each row (codes by the primary key prefix of
+    // `annotation_codes`; NULL, no codes, when the row has no annotation).
+    let note_codes = format!(
+        "SUBSTR(COALESCE(a.first_failure_note, ''), 1, 200) AS note, {} AS codes",
+        super::codes::codes_of(db.backend(), "a.id")
+    );
     let code = match coded.by {
         CodedBy::Code(_) => "c.normalized = $5",
         CodedBy::Mode(_) => {
@@ -294,7 +310,7 @@ pub async fn coded_page(
                 SUBSTR(t.user_message, 1, 160) AS preview, a.verdict,
                 CAST(CASE WHEN a.verdict IS NULL AND EXISTS (SELECT 1 FROM skips s
                     WHERE s.user_id = $2 AND s.dataset_id = $1 AND s.sort_key = t.sort_key)
-                  THEN 1 ELSE 0 END AS BIGINT) AS skipped
+                  THEN 1 ELSE 0 END AS BIGINT) AS skipped, {note_codes}
          FROM traces t
          LEFT JOIN annotations a ON a.trace_pk = t.id AND a.user_id = $2
          WHERE t.dataset_id = $1 AND t.sort_key {cmp} $3 AND {visible}

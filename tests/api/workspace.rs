@@ -664,3 +664,47 @@ async fn an_import_sums_up_what_the_file_held() {
         "Imported 3 traces. Found 2 new conversations, 3 tool calls and 2 metadata columns."
     );
 }
+
+#[tokio::test]
+async fn the_list_shows_each_rows_own_note_and_codes() {
+    let app = app_with_dataset(1, 3).await;
+    let ann = app.login("Ann", false).await;
+    fail(&app, &ann, "c0-t2", "wrong refund window", "0").await;
+    let bob = app.login("Bob", false).await;
+    let res = app
+        .annotate(
+            &bob,
+            "ws",
+            "c0-t2",
+            &[
+                ("verdict", "fail"),
+                ("note", "bob's own"),
+                ("codes", "bob code"),
+                ("version", "0"),
+            ],
+            true,
+        )
+        .await;
+    assert_eq!(res.status(), 200);
+    for path in ["/d/ws/traces", "/d/ws/traces?status=fail"] {
+        let (_, body) = app.get_text(&ann, path).await;
+        let page = Page::parse(&body);
+        let note = page.text("tr[data-trace-id=c0-t2] .row-note");
+        assert!(note.contains("wrong refund window"), "{path}: {note}");
+        assert_eq!(
+            page.texts("tr[data-trace-id=c0-t2] .row-note .code-chip"),
+            ["wrong date", "tone"],
+            "{path}"
+        );
+        assert!(
+            !body.contains("bob's own") && !body.contains("bob code"),
+            "only Ann's own"
+        );
+    }
+    let (_, body) = app.get_text(&ann, "/d/ws/traces").await;
+    assert_eq!(
+        Page::parse(&body).text("tr[data-trace-id=c0-t1] .row-note"),
+        "",
+        "a row without an annotation has none"
+    );
+}
