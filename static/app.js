@@ -102,10 +102,20 @@
     var target = detail && (detail.target || (detail.requestConfig && detail.requestConfig.target));
     return target && target.id === "main";
   }
-  document.addEventListener("htmx:beforeRequest", function (e) { if (mainRequest(e.detail)) busy = true; });
+  // The request that replaces #main, and whether its answer is being swapped into #main
+  // (recorded by the last beforeSwap listener, after every other one had its say).
+  var busyXhr = null;
+  var swapsMain = false;
+  document.addEventListener("htmx:beforeRequest", function (e) {
+    if (!mainRequest(e.detail)) return;
+    busy = true;
+    busyXhr = e.detail.xhr;
+    swapsMain = false;
+  });
   // A failed or refused answer drops the held keys: they were meant for the next trace.
   function release(replay) {
     busy = false;
+    busyXhr = null;
     var held = queue;
     queue = [];
     if (!replay) return;
@@ -115,14 +125,16 @@
     var key = held.shift();
     if (key) { queue = held; KEYS[key](); if (!busy) queue = []; }
   }
-  document.addEventListener("htmx:afterSettle", function (e) { if (mainRequest(e.detail)) release(true); });
-  ["htmx:responseError", "htmx:sendError", "htmx:timeout", "htmx:swapError"].forEach(function (name) {
-    document.addEventListener(name, function (e) { if (mainRequest(e.detail)) release(false); });
+  function ours(detail) { return busyXhr && detail && detail.xhr === busyXhr; }
+  document.addEventListener("htmx:afterSettle", function (e) { if (ours(e.detail) && mainRequest(e.detail)) release(true); });
+  ["htmx:responseError", "htmx:sendError", "htmx:timeout", "htmx:swapError", "htmx:sendAbort"].forEach(function (name) {
+    document.addEventListener(name, function (e) { if (ours(e.detail)) release(false); });
   });
+  // After the answer: if it is not being swapped into #main (a notice retargeted to the
+  // flash area, a refused save shown beside the form), nothing will settle there: stop
+  // waiting. Otherwise the settle of #main ends the wait.
   document.addEventListener("htmx:afterRequest", function (e) {
-    // An answer that swaps nothing into #main (a flash notice, a refused save shown beside
-    // the form) ends the wait too.
-    if (mainRequest(e.detail) && e.detail.xhr && e.detail.xhr.getResponseHeader("HX-Retarget")) release(false);
+    if (ours(e.detail) && !swapsMain) release(false);
   });
 
   // Raw text instead of rendered Markdown, for every message, kept across traces.
@@ -280,5 +292,9 @@
     });
     xhr.addEventListener("error", function () { form.submit(); });
     xhr.send(new FormData(form));
+  });
+  // Registered last, so it sees the final decision of every other beforeSwap listener.
+  document.addEventListener("htmx:beforeSwap", function (e) {
+    if (busyXhr && e.detail.xhr === busyXhr) swapsMain = !!e.detail.shouldSwap && mainRequest(e.detail);
   });
 })();

@@ -72,6 +72,11 @@ await main("workspace", async (browser, report) => {
   report.check("earlier turns are collapsed above", first.earlierOpen === false);
   report.check("BotDojo thinking steps are shown collapsed", first.thinking && first.thinking.open === false && /look the order up/.test(first.thinking.text), first.thinking);
   await screenshot(page, opt.shots, "workspace-light");
+  // Nothing decided yet in this session: u says so in the flash area, and the keys after it
+  // still act at once (the answer swapped nothing into the page).
+  await page.keyboard.press("u");
+  await page.waitForSelector("#flash #nothing-to-undo");
+  report.check("u with nothing to undo says so and stays", (await shownTrace(page)) === "o-2");
   await page.keyboard.press("t");
   const opened = await page.evaluate(() => ({
     open: document.querySelectorAll("#tool-calls details[open]").length,
