@@ -361,8 +361,12 @@ async fn skips_are_recorded_passed_over_and_offered_at_the_end() {
         )
         .await;
     assert_eq!(header(&res, "hx-push-url"), "/d/ws/t/c0-t4");
-    // Entering the dataset ("Continue") resumes after the latest decision, not at t1.
+    // Entering the dataset ("Continue") resumes after the latest decision, not at t1 —
+    // after signing in again too.
     let res = app.get(&ann, "/d/ws/next").await;
+    assert_eq!(header(&res, "location"), "/d/ws/t/c0-t4");
+    let again = app.login("Ann", false).await;
+    let res = app.get(&again, "/d/ws/next").await;
     assert_eq!(header(&res, "location"), "/d/ws/t/c0-t4");
 
     // The list: skipped is a status of its own, filterable, not counted as done.
