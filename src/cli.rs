@@ -85,6 +85,12 @@ pub struct ServeArgs {
     pub oidc_client_id: Option<String>,
     #[arg(long, env = "OIDC_CLIENT_SECRET", hide_env_values = true)]
     pub oidc_client_secret: Option<String>,
+    /// The identity provider's name on the sign-in button (default: the issuer's host).
+    #[arg(long, env = "OIDC_PROVIDER_NAME")]
+    pub oidc_provider_name: Option<String>,
+    /// Send people from /login straight to the identity provider (no sign-in button).
+    #[arg(long, env = "OIDC_STRAIGHT_TO_PROVIDER", default_value_t = false)]
+    pub oidc_straight_to_provider: bool,
     /// The URL people use to reach the app; the OIDC redirect is `{PUBLIC_URL}/auth/callback`.
     #[arg(long, env = "PUBLIC_URL")]
     pub public_url: Option<url::Url>,
@@ -213,6 +219,11 @@ impl ServeArgs {
                 client_id,
                 client_secret: self.oidc_client_secret.map(SecretString::from),
                 assume_email_verified: self.oidc_assume_email_verified,
+                provider_name: self
+                    .oidc_provider_name
+                    .map(|n| n.trim().to_string())
+                    .filter(|n| !n.is_empty()),
+                straight_to_provider: self.oidc_straight_to_provider,
             }),
             (None, None) => None,
             _ => {

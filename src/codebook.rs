@@ -94,7 +94,13 @@ pub async fn overview(db: &Db, dataset: DatasetId) -> Result<Overview, sqlx::Err
             share_of_annotated: share(fail_traces, totals.annotated_traces),
             per_annotator: annotators
                 .iter()
-                .map(|(u, _)| mode_counts.by_annotator.get(&(key, *u)).copied().unwrap_or(0))
+                .map(|(u, _)| {
+                    mode_counts
+                        .by_annotator
+                        .get(&(key, *u))
+                        .copied()
+                        .unwrap_or(0)
+                })
                 .collect(),
             mode,
         }
@@ -303,8 +309,16 @@ pub async fn suggestions(
     dataset: DatasetId,
     overview: &Overview,
 ) -> Result<Vec<Cluster>, sqlx::Error> {
-    let dismissed: HashSet<String> = codebook::dismissed(db, dataset).await?.into_iter().collect();
-    let ungrouped: HashSet<&str> = overview.ungrouped.codes.iter().map(String::as_str).collect();
+    let dismissed: HashSet<String> = codebook::dismissed(db, dataset)
+        .await?
+        .into_iter()
+        .collect();
+    let ungrouped: HashSet<&str> = overview
+        .ungrouped
+        .codes
+        .iter()
+        .map(String::as_str)
+        .collect();
     let input: Vec<code_clusters::CodeCount> = overview
         .codes
         .iter()
@@ -409,7 +423,11 @@ pub async fn suggestions_for(db: &Db, scope: &Scope) -> Result<Vec<Suggestion>, 
         .filter(|c| !offered.contains(&c.code))
         .filter(|c| own.as_ref().is_none_or(|own| own.contains(&c.code)))
         .collect();
-    rest.sort_by(|a, b| b.annotations.cmp(&a.annotations).then_with(|| a.code.cmp(&b.code)));
+    rest.sort_by(|a, b| {
+        b.annotations
+            .cmp(&a.annotations)
+            .then_with(|| a.code.cmp(&b.code))
+    });
     for c in rest {
         out.push(Suggestion {
             code: c.code.clone(),

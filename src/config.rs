@@ -83,6 +83,12 @@ pub struct OidcConfig {
     /// Treat an email as verified when the ID token has no `email_verified` claim (for a
     /// provider that only issues addresses it controls). An explicit `false` never is.
     pub assume_email_verified: bool,
+    /// The provider's name on the sign-in button ("Sign in with Okta"); the issuer's host
+    /// when not set.
+    pub provider_name: Option<String>,
+    /// `/login` goes straight to the provider instead of showing the sign-in button (the
+    /// page still shows when the provider sent the person back with an error).
+    pub straight_to_provider: bool,
 }
 
 /// A configuration that cannot run, with a message that says what to change.
@@ -255,6 +261,8 @@ mod tests {
             client_id: "tc".into(),
             client_secret: None,
             assume_email_verified: false,
+            provider_name: None,
+            straight_to_provider: false,
         });
         c.bind = "0.0.0.0:3000".parse().unwrap();
         assert!(c.validate().is_err());

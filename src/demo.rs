@@ -3,6 +3,7 @@
 
 use std::io::Write;
 
+use crate::db::decisions::SessionTag;
 use crate::db::{Db, datasets, users};
 use crate::import;
 
@@ -274,7 +275,7 @@ async fn add_team_review_demo(db: &Db, dataset: crate::domain::DatasetId) -> any
                 dataset_id: dataset,
                 sort_key,
             };
-            saves::save(db, target, &scope, &input).await?;
+            saves::save(db, target, &scope, &input, SessionTag(0)).await?;
         }
     }
     add_demo_codebook(db, dataset).await?;

@@ -15,9 +15,17 @@
     return el.isContentEditable || tag === "INPUT" || tag === "TEXTAREA" || tag === "SELECT";
   }
 
+  // A key can come before HTMX has wired a freshly swapped-in form (or before htmx.js has
+  // run at all on a first load): the form is then wired on the spot, or the submit waits
+  // for htmx, so it never falls back to a full-page post while htmx is on its way.
   function submit(form) {
     if (!form) return;
-    if (form.requestSubmit) form.requestSubmit(); else form.submit();
+    var go = function () {
+      if (window.htmx && form.hasAttribute("hx-post")) window.htmx.process(form);
+      if (form.requestSubmit) form.requestSubmit(); else form.submit();
+    };
+    if (window.htmx || !document.querySelector("script[src*='htmx']")) { go(); return; }
+    document.addEventListener("DOMContentLoaded", function () { setTimeout(go, 0); }, { once: true });
   }
 
   function openFail() {
@@ -66,16 +74,90 @@
       return;
     }
     if (e.ctrlKey || e.metaKey || e.altKey || isTyping(e.target)) return;
-    switch (e.key) {
-      case "p": e.preventDefault(); submit(byId("pass-form")); break;
-      case "f": e.preventDefault(); openFail(); break;
-      case "s": e.preventDefault(); click("skip-link"); break;
-      case "j": e.preventDefault(); click("next-link"); break;
-      case "k": e.preventDefault(); click("prev-link"); break;
-      case "?": e.preventDefault(); setHelp(!helpOpen()); break;
-      default: break;
-    }
+    if (!(e.key in KEYS)) return;
+    e.preventDefault();
+    // While the main area is being replaced, a key waits for the new trace instead of
+    // acting on the one being left (see `busy` below).
+    if (busy && QUEUED[e.key]) { if (queue.length < 5) queue.push(e.key); return; }
+    KEYS[e.key]();
   });
+
+  var KEYS = {
+    p: function () { submit(byId("pass-form")); },
+    f: openFail,
+    s: function () { submit(byId("skip-form")); },
+    u: function () { submit(byId("undo-form")); },
+    j: function () { click("next-link"); },
+    k: function () { click("prev-link"); },
+    r: toggleRaw,
+    t: toggleTools,
+    "?": function () { setHelp(!helpOpen()); },
+  };
+  // Keys that act on the trace on screen: held while #main is being replaced.
+  var QUEUED = { p: true, f: true, s: true, u: true, j: true, k: true, t: true };
+  var busy = false;
+  var queue = [];
+
+  function mainRequest(detail) {
+    var target = detail && (detail.target || (detail.requestConfig && detail.requestConfig.target));
+    return target && target.id === "main";
+  }
+  // The request that replaces #main, and whether its answer is being swapped into #main
+  // (recorded by the last beforeSwap listener, after every other one had its say).
+  var busyXhr = null;
+  var swapsMain = false;
+  document.addEventListener("htmx:beforeRequest", function (e) {
+    if (!mainRequest(e.detail)) return;
+    busy = true;
+    busyXhr = e.detail.xhr;
+    swapsMain = false;
+  });
+  // A failed or refused answer drops the held keys: they were meant for the next trace.
+  function release(replay) {
+    busy = false;
+    busyXhr = null;
+    var held = queue;
+    queue = [];
+    if (!replay) return;
+    var refused = document.getElementById("confirm-replace") || document.getElementById("conflict") ||
+      document.getElementById("form-errors") || document.getElementById("not-saved");
+    if (refused) return;
+    var key = held.shift();
+    if (key) { queue = held; KEYS[key](); if (!busy) queue = []; }
+  }
+  function ours(detail) { return busyXhr && detail && detail.xhr === busyXhr; }
+  document.addEventListener("htmx:afterSettle", function (e) { if (ours(e.detail) && mainRequest(e.detail)) release(true); });
+  ["htmx:responseError", "htmx:sendError", "htmx:timeout", "htmx:swapError", "htmx:sendAbort"].forEach(function (name) {
+    document.addEventListener(name, function (e) { if (ours(e.detail)) release(false); });
+  });
+  // After the answer: if it is not being swapped into #main (a notice retargeted to the
+  // flash area, a refused save shown beside the form), nothing will settle there: stop
+  // waiting. Otherwise the settle of #main ends the wait.
+  document.addEventListener("htmx:afterRequest", function (e) {
+    if (ours(e.detail) && !swapsMain) release(false);
+  });
+
+  // Raw text instead of rendered Markdown, for every message, kept across traces.
+  function toggleRaw() {
+    var on = document.documentElement.classList.toggle("show-raw");
+    try { localStorage.setItem("tc-raw", on ? "1" : ""); } catch (err) { /* private mode */ }
+    syncRaw();
+  }
+  function syncRaw() {
+    var btn = byId("raw-toggle");
+    if (btn) btn.setAttribute("aria-pressed", document.documentElement.classList.contains("show-raw") ? "true" : "false");
+  }
+  try { if (localStorage.getItem("tc-raw")) document.documentElement.classList.add("show-raw"); } catch (err) { /* none */ }
+
+  // Opens every tool call of this turn (arguments and results), or closes them all.
+  function toggleTools() {
+    var cards = document.querySelectorAll("#tool-calls details");
+    if (!cards.length) return;
+    var open = !Array.prototype.every.call(cards, function (d) { return d.open; });
+    Array.prototype.forEach.call(cards, function (d) { d.open = open; });
+    var btn = byId("tools-toggle");
+    if (btn) { btn.setAttribute("aria-expanded", open ? "true" : "false"); btn.firstChild.textContent = open ? "Hide tool calls " : "Show tool calls "; }
+  }
 
   document.addEventListener("click", function (e) {
     var t = e.target && e.target.closest ? e.target.closest("button") : null;
@@ -84,6 +166,8 @@
     else if (t.id === "fail-cancel") { closeFail(); }
     else if (t.id === "help-btn") { setHelp(!helpOpen()); }
     else if (t.id === "help-close") { setHelp(false); }
+    else if (t.id === "raw-toggle") { toggleRaw(); }
+    else if (t.id === "tools-toggle") { toggleTools(); }
   });
 
   // A swapped-in page names itself (data-page-title): keep the window title, which screen
@@ -92,7 +176,9 @@
     if (!e.detail || !e.detail.target || e.detail.target.id !== "main") return;
     var named = document.querySelector("#main [data-page-title]");
     if (named) document.title = named.getAttribute("data-page-title");
+    syncRaw();
   });
+  document.addEventListener("DOMContentLoaded", syncRaw);
 
   // After a swap: a refused fail form keeps focus in the note; otherwise start at the top
   // with focus on <main> (tabindex=-1): screen readers move to the new trace, Tab starts from
@@ -206,5 +292,9 @@
     });
     xhr.addEventListener("error", function () { form.submit(); });
     xhr.send(new FormData(form));
+  });
+  // Registered last, so it sees the final decision of every other beforeSwap listener.
+  document.addEventListener("htmx:beforeSwap", function (e) {
+    if (busyXhr && e.detail.xhr === busyXhr) swapsMain = !!e.detail.shouldSwap && mainRequest(e.detail);
   });
 })();

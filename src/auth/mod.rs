@@ -10,6 +10,7 @@ use axum::http::request::Parts;
 use axum::response::{IntoResponse, Response};
 use tower_sessions::Session;
 
+use crate::db::decisions::SessionTag;
 use crate::db::users::{self, User};
 use crate::error::AppError;
 use crate::state::AppState;
@@ -18,6 +19,9 @@ use crate::state::AppState;
 const USER_ID: &str = "user_id";
 /// Session key holding when the session was last extended (unix seconds).
 const SEEN_AT: &str = "seen_at";
+/// Session key holding this sign-in's tag (random): `u` undoes only the decisions made
+/// under it (`db::decisions::SessionTag`).
+const SESSION_TAG: &str = "decision_tag";
 
 /// The signed-in user. Rejects with a redirect to `/login` (full page) or a sign-in
 /// notice (HTMX, so the page keeps what the person typed).
@@ -164,12 +168,39 @@ async fn extend_if_due(session: &Session, state: &AppState) -> Result<(), AppErr
     Ok(())
 }
 
+/// The signed-in user of a session, if any (no redirect, no session write): for pages that
+/// show the top bar without requiring a sign-in, such as an error page.
+pub async fn signed_in_user(session: &Session, state: &AppState) -> Result<Option<User>, AppError> {
+    let user_id: Option<crate::domain::UserId> = session.get(USER_ID).await?;
+    match user_id {
+        Some(id) => Ok(users::by_id(&state.db, id).await?),
+        None => Ok(None),
+    }
+}
+
 /// Signs a user in: a new session id (no fixation), then the user id.
 pub async fn sign_in(session: &Session, user: &User) -> Result<(), AppError> {
     session.cycle_id().await?;
     session.insert(USER_ID, user.id).await?;
     session.insert(SEEN_AT, crate::db::now()).await?;
+    session.insert(SESSION_TAG, new_tag()).await?;
     Ok(())
+}
+
+/// A fresh, positive random tag (0 is the command line's).
+fn new_tag() -> i64 {
+    (rand::random::<u64>() >> 1).max(1) as i64
+}
+
+/// This sign-in's tag for the decision log; a session from before tags were kept gets one
+/// now (one session write, once).
+pub async fn session_tag(session: &Session) -> Result<SessionTag, AppError> {
+    if let Some(tag) = session.get::<i64>(SESSION_TAG).await? {
+        return Ok(SessionTag(tag));
+    }
+    let tag = new_tag();
+    session.insert(SESSION_TAG, tag).await?;
+    Ok(SessionTag(tag))
 }
 
 /// Ends the session everywhere (the store row is deleted).

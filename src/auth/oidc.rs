@@ -248,6 +248,22 @@ impl OidcClient {
         self.settings.issuer_url.as_str()
     }
 
+    /// The provider's name for the sign-in button: as configured, else the issuer's host.
+    pub fn provider_name(&self) -> String {
+        self.settings.provider_name.clone().unwrap_or_else(|| {
+            self.settings
+                .issuer_url
+                .host_str()
+                .unwrap_or("your identity provider")
+                .to_string()
+        })
+    }
+
+    /// Whether `/login` goes straight to the provider.
+    pub fn straight_to_provider(&self) -> bool {
+        self.settings.straight_to_provider
+    }
+
     /// Whether an ID token without `email_verified` counts as verified.
     pub fn assume_email_verified(&self) -> bool {
         self.settings.assume_email_verified

@@ -507,7 +507,9 @@ async fn apply_on(
                 return Ok(Err(Refused::NoSuchMode));
             };
             if codes.is_empty() {
-                return Ok(Err(Refused::Nothing("Select the codes to group first.".into())));
+                return Ok(Err(Refused::Nothing(
+                    "Select the codes to group first.".into(),
+                )));
             }
             let moved = group_on(tx, dataset, &codes, mode).await?;
             changed = Some(mode);
@@ -521,7 +523,9 @@ async fn apply_on(
         }
         Edit::Ungroup(codes) => {
             if codes.is_empty() {
-                return Ok(Err(Refused::Nothing("Select the codes to take out first.".into())));
+                return Ok(Err(Refused::Nothing(
+                    "Select the codes to take out first.".into(),
+                )));
             }
             let mut removed = 0;
             for code in &codes {
@@ -537,21 +541,32 @@ async fn apply_on(
             if removed == 0 {
                 return Ok(Ok(None));
             }
-            ("ungroup", format!("took {} out of their modes", quoted_list(&codes)))
+            (
+                "ungroup",
+                format!("took {} out of their modes", quoted_list(&codes)),
+            )
         }
         Edit::Merge { from, into } => {
             if from == into {
-                return Ok(Err(Refused::Nothing("Choose another mode to merge into.".into())));
+                return Ok(Err(Refused::Nothing(
+                    "Choose another mode to merge into.".into(),
+                )));
             }
-            let (Some(a), Some(b)) = (mode_on(tx, dataset, from).await?, mode_on(tx, dataset, into).await?)
-            else {
+            let (Some(a), Some(b)) = (
+                mode_on(tx, dataset, from).await?,
+                mode_on(tx, dataset, into).await?,
+            ) else {
                 return Ok(Err(Refused::NoSuchMode));
             };
             for sql in [
                 "UPDATE failure_mode_codes SET mode_id = $2 WHERE mode_id = $1",
                 "UPDATE failure_mode_aliases SET mode_id = $2 WHERE mode_id = $1",
             ] {
-                sqlx::query(sql).bind(from).bind(into).execute(&mut *tx).await?;
+                sqlx::query(sql)
+                    .bind(from)
+                    .bind(into)
+                    .execute(&mut *tx)
+                    .await?;
             }
             sqlx::query("DELETE FROM failure_modes WHERE id = $1")
                 .bind(from)
@@ -559,7 +574,10 @@ async fn apply_on(
                 .await?;
             add_alias(tx, dataset, &a.name, into).await?;
             changed = Some(into);
-            ("merge", format!("merged \"{}\" into \"{}\"", a.name, b.name))
+            (
+                "merge",
+                format!("merged \"{}\" into \"{}\"", a.name, b.name),
+            )
         }
         Edit::Dismiss(mut codes) => {
             codes.sort();
@@ -573,7 +591,10 @@ async fn apply_on(
             .bind(&key)
             .execute(&mut *tx)
             .await?;
-            ("dismiss", format!("dismissed the suggestion {}", quoted_list(&codes)))
+            (
+                "dismiss",
+                format!("dismissed the suggestion {}", quoted_list(&codes)),
+            )
         }
     };
     log_change(tx, dataset, actor, action, &detail).await?;

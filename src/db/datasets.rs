@@ -22,6 +22,8 @@ pub struct Dataset {
     /// Admins stay blind too: the trace view shows no one else's annotation.
     #[sqlx(try_from = "Flag")]
     pub blind_admins: bool,
+    /// When an admin archived it (it then leaves the dashboard).
+    pub archived_at: Option<i64>,
 }
 
 /// A dataset on the dashboard with this user's progress.
@@ -32,6 +34,7 @@ pub struct DatasetSummary {
     pub trace_count: i64,
     #[sqlx(flatten)]
     pub counts: Counts,
+    pub archived_at: Option<i64>,
 }
 
 impl DatasetSummary {
@@ -40,7 +43,7 @@ impl DatasetSummary {
     }
 }
 
-const COLUMNS: &str = "id, slug, name, columns, trace_count, blind_admins";
+const COLUMNS: &str = "id, slug, name, columns, trace_count, blind_admins, archived_at";
 
 /// By slug (unique index on `slug`).
 pub async fn by_slug(db: &Db, slug: &str) -> Result<Option<Dataset>, sqlx::Error> {
@@ -67,7 +70,7 @@ pub async fn for_viewer(
         assignee: Option<AssigneeId>,
     }
     let row: Option<Row> = sqlx::query_as(
-        "SELECT d.id, d.slug, d.name, d.columns, d.trace_count, d.blind_admins,
+        "SELECT d.id, d.slug, d.name, d.columns, d.trace_count, d.blind_admins, d.archived_at,
                 CASE WHEN a.dataset_id IS NULL THEN 0 ELSE 1 END AS has_assignment,
                 s.id AS assignee
          FROM datasets d
@@ -198,7 +201,7 @@ async fn fill_missing_name_keys(db: &Db) -> Result<(), sqlx::Error> {
 pub async fn summaries(db: &Db, user_id: UserId) -> Result<Vec<DatasetSummary>, sqlx::Error> {
     sqlx::query_as(
         "SELECT d.slug, d.name, d.trace_count,
-                COALESCE(c.passes, 0) AS passes, COALESCE(c.fails, 0) AS fails
+                COALESCE(c.passes, 0) AS passes, COALESCE(c.fails, 0) AS fails, d.archived_at
          FROM datasets d
          LEFT JOIN annotation_counts c ON c.dataset_id = d.id AND c.user_id = $1
          WHERE d.trace_count > 0
@@ -214,4 +217,64 @@ pub async fn names(db: &Db) -> Result<Vec<String>, sqlx::Error> {
     sqlx::query_scalar("SELECT name FROM datasets ORDER BY name LIMIT 1000")
         .fetch_all(db.reader())
         .await
+}
+
+/// Why a rename was refused.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum RenameError {
+    /// Another dataset has this name (unique index `datasets_name_key`).
+    Taken,
+}
+
+/// Gives a dataset a new name; its slug, and so every URL, stays (primary key; the unique
+/// name key refuses a name another dataset has).
+pub async fn rename(
+    db: &Db,
+    dataset: DatasetId,
+    name: &DatasetName,
+) -> Result<Result<(), RenameError>, sqlx::Error> {
+    let res = sqlx::query("UPDATE datasets SET name = $1, name_key = $2 WHERE id = $3")
+        .bind(name.as_str())
+        .bind(name.key())
+        .bind(dataset)
+        .execute(db.writer())
+        .await;
+    match res {
+        Ok(_) => Ok(Ok(())),
+        Err(e) if super::is_unique_violation(&e) => Ok(Err(RenameError::Taken)),
+        Err(e) => Err(e),
+    }
+}
+
+/// Archives a dataset (now) or brings it back (primary key).
+pub async fn set_archived(db: &Db, dataset: DatasetId, archived: bool) -> Result<(), sqlx::Error> {
+    sqlx::query("UPDATE datasets SET archived_at = $1 WHERE id = $2")
+        .bind(archived.then(now))
+        .bind(dataset)
+        .execute(db.writer())
+        .await?;
+    Ok(())
+}
+
+/// One person's progress in a dataset, for the dataset page's team table.
+#[derive(Debug, Clone, FromRow)]
+pub struct Member {
+    pub name: String,
+    pub email: String,
+    #[sqlx(flatten)]
+    pub counts: Counts,
+}
+
+/// Everyone who has annotated in the dataset, with their counts: a scan of the small
+/// `annotation_counts` table (one row per person and dataset), users by primary key.
+pub async fn team(db: &Db, dataset: DatasetId) -> Result<Vec<Member>, sqlx::Error> {
+    sqlx::query_as(
+        "SELECT u.name, u.email, c.passes, c.fails
+         FROM annotation_counts c JOIN users u ON u.id = c.user_id
+         WHERE c.dataset_id = $1 AND c.passes + c.fails > 0
+         ORDER BY u.name LIMIT 1000",
+    )
+    .bind(dataset)
+    .fetch_all(db.reader())
+    .await
 }

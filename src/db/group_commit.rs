@@ -21,6 +21,7 @@ use futures_util::FutureExt;
 use tokio::sync::{mpsc, oneshot};
 use tracing::Instrument;
 
+use super::decisions::SessionTag;
 use super::saves::{SaveOutcome, TraceRef, save_alone, save_in};
 use super::scope::Scope;
 use super::write::Writer;
@@ -39,6 +40,7 @@ struct SaveJob {
     trace: TraceRef,
     scope: Scope,
     input: AnnotationInput,
+    by: SessionTag,
     reply: oneshot::Sender<Answer>,
     /// The request's span: the save's statements are logged (and counted) as its own.
     span: tracing::Span,
@@ -61,12 +63,19 @@ impl GroupCommit {
 
     /// Queues a save and waits until it is committed (or refused). The save happens even if
     /// the caller stops waiting: once queued it is not abandoned half-way.
-    pub async fn save(&self, trace: TraceRef, scope: Scope, input: AnnotationInput) -> Answer {
+    pub async fn save(
+        &self,
+        trace: TraceRef,
+        scope: Scope,
+        input: AnnotationInput,
+        by: SessionTag,
+    ) -> Answer {
         let (reply, answer) = oneshot::channel();
         let job = SaveJob {
             trace,
             scope,
             input,
+            by,
             reply,
             span: tracing::Span::current(),
         };
@@ -116,7 +125,7 @@ async fn commit_batch(writer: &Writer, batch: &mut Vec<SaveJob>) {
         }
     }
     for job in batch.drain(..) {
-        let answer = save_alone(writer, job.trace, &job.scope, &job.input)
+        let answer = save_alone(writer, job.trace, &job.scope, &job.input, job.by)
             .instrument(job.span.clone())
             .await;
         let _ = job.reply.send(answer);
@@ -132,12 +141,21 @@ async fn save_together(writer: &Writer, batch: &[SaveJob]) -> Result<Vec<Answer>
     let mut answers = Vec::with_capacity(batch.len());
     for job in batch {
         tx.savepoint(SAVEPOINT).await?;
-        let outcome = save_in(&mut tx, writer.backend(), job.trace, &job.scope, &job.input)
-            .instrument(job.span.clone())
-            .await?;
+        let outcome = save_in(
+            &mut tx,
+            writer.backend(),
+            job.trace,
+            &job.scope,
+            &job.input,
+            job.by,
+        )
+        .instrument(job.span.clone())
+        .await?;
         match outcome {
             SaveOutcome::Saved { .. } => tx.release(SAVEPOINT).await?,
-            SaveOutcome::Conflict { .. } => tx.rollback_to(SAVEPOINT).await?,
+            SaveOutcome::Conflict { .. } | SaveOutcome::NeedsConfirm { .. } => {
+                tx.rollback_to(SAVEPOINT).await?
+            }
         }
         answers.push(Ok(outcome));
     }

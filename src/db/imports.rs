@@ -469,6 +469,22 @@ async fn resolve_positions(
 /// Makes a finished import visible, all at once: state, dataset columns and count, and
 /// annotators' low-water marks lowered below any new trace. `false` (and nothing changed):
 /// the import is no longer this run's.
+/// How many conversations an import added to its dataset (the dataset's rows of
+/// `conversations`, by primary key prefix, filtered by the import that created them).
+pub async fn new_conversations(
+    db: &Db,
+    dataset: DatasetId,
+    import: ImportId,
+) -> Result<i64, sqlx::Error> {
+    sqlx::query_scalar(
+        "SELECT COUNT(*) FROM conversations WHERE dataset_id = $1 AND import_id = $2",
+    )
+    .bind(dataset)
+    .bind(import)
+    .fetch_one(db.writer())
+    .await
+}
+
 pub async fn finish_done(
     db: &Db,
     cursor: &Cursor,

@@ -9,6 +9,7 @@ pub mod assignments;
 pub mod codebook;
 pub mod codes;
 pub mod datasets;
+pub mod decisions;
 pub mod export;
 pub mod group_commit;
 pub mod imports;

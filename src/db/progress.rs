@@ -67,7 +67,7 @@ where
 }
 
 /// The first trace of the viewer's queue after `after` (and before `before`, when given)
-/// that they have not annotated. A keyset walk of `(dataset_id, sort_key)` — or, under an
+/// that they have neither annotated nor skipped. A keyset walk of `(dataset_id, sort_key)` — or, under an
 /// assignment, of the assignee's `trace_assignments` rows — probing the unique
 /// `(trace_pk, user_id)` index; it stops at the first hit and never loads ids into memory.
 pub async fn next_unannotated<'e, E>(
@@ -84,6 +84,8 @@ where
         "SELECT t.trace_id, t.sort_key FROM {from}
          WHERE t.dataset_id = $1 AND {key} > $3 AND {key} < $4
            AND NOT EXISTS (SELECT 1 FROM annotations a WHERE a.trace_pk = t.id AND a.user_id = $2)
+           AND NOT EXISTS (SELECT 1 FROM skips s
+                           WHERE s.user_id = $2 AND s.dataset_id = $1 AND s.sort_key = t.sort_key)
            AND {}
          ORDER BY {key} LIMIT 1",
         scope.traces("t")
@@ -96,9 +98,10 @@ where
     .await
 }
 
-/// The next trace the viewer has not annotated: after `current` in reading order, wrapping
-/// around once to the start; with no current trace, from their low-water mark, so entering
-/// a dataset costs the same after 100,000 annotations as after none.
+/// The next trace the viewer has neither annotated nor skipped: after `current` in reading
+/// order, wrapping around once to the start. With no current trace (entering a dataset,
+/// "Continue") it resumes after their latest decision, else from their low-water mark, so
+/// entering a dataset costs the same after 100,000 annotations as after none.
 pub async fn next_for(
     db: &Db,
     scope: &Scope,
@@ -107,6 +110,10 @@ pub async fn next_for(
     // One pooled connection for the whole walk; the low-water mark is read only when the
     // walk forward from `current` found nothing (the common step needs one statement).
     let mut conn = db.reader().acquire().await?;
+    let current = match current {
+        Some(key) => Some(key),
+        None => super::decisions::last_position(&mut *conn, scope).await?,
+    };
     match current {
         None => {
             let low_water = low_water(&mut *conn, scope).await?;
@@ -123,6 +130,45 @@ pub async fn next_for(
             next_unannotated(&mut *conn, scope, low_water, Some(current)).await
         }
     }
+}
+
+/// Takes an undone first save out of `annotation_counts` (primary key).
+pub(crate) async fn drop_count(
+    tx: &mut AnyConnection,
+    scope: &Scope,
+    verdict: Verdict,
+) -> Result<(), sqlx::Error> {
+    sqlx::query(
+        "UPDATE annotation_counts SET passes = passes - $3, fails = fails - $4
+         WHERE dataset_id = $1 AND user_id = $2",
+    )
+    .bind(scope.dataset)
+    .bind(scope.viewer)
+    .bind(i64::from(verdict == Verdict::Pass))
+    .bind(i64::from(verdict == Verdict::Fail))
+    .execute(&mut *tx)
+    .await?;
+    Ok(())
+}
+
+/// Brings the low-water mark back below a trace that is to do again (an undone first save):
+/// the mark promises that everything at or below it is annotated (primary key).
+pub(crate) async fn lower_low_water(
+    tx: &mut AnyConnection,
+    scope: &Scope,
+    sort_key: SortKey,
+) -> Result<(), sqlx::Error> {
+    sqlx::query(
+        "UPDATE resume_points SET low_water = $3
+         WHERE dataset_id = $1 AND user_id = $2 AND low_water >= $4",
+    )
+    .bind(scope.dataset)
+    .bind(scope.viewer)
+    .bind(sort_key.0 - 1)
+    .bind(sort_key.0)
+    .execute(&mut *tx)
+    .await?;
+    Ok(())
 }
 
 /// Keeps `annotation_counts` exact inside a save: +1 for a new verdict, moved for a changed

@@ -161,24 +161,41 @@ pub struct Revision {
     pub open_codes: String,
     pub comments: String,
     pub created_at: i64,
+    /// When the save was undone (its annotation then removed), if it was.
+    pub undone_at: Option<i64>,
 }
 
 /// The revisions of a trace's annotations the viewer may see (their own; a lead's others'
-/// under the blind rule), oldest first per annotator (unique `(annotation_id, version)`).
+/// under the blind rule), oldest first per annotator (unique `(annotation_id, version)`),
+/// with the undone first saves among them (index `undone_saves_trace`).
 pub async fn revisions_of(
     db: &Db,
     scope: &Scope,
     trace: TracePk,
 ) -> Result<Vec<Revision>, sqlx::Error> {
     sqlx::query_as(&format!(
-        "SELECT u.email, u.name, r.version, r.verdict, r.first_failure_note, r.open_codes,
-                r.comments, r.created_at
-         FROM annotations a
-         JOIN annotation_revisions r ON r.annotation_id = a.id
-         JOIN users u ON u.id = a.user_id
-         WHERE a.dataset_id = $1 AND a.trace_pk = $3
-           AND (a.user_id = $2 OR ({} AND {}))
-         ORDER BY u.name, a.id, r.version",
+        "SELECT email, name, version, verdict, first_failure_note, open_codes, comments,
+                created_at, undone_at
+         FROM (
+           SELECT u.email, u.name, r.version, r.verdict, r.first_failure_note, r.open_codes,
+                  r.comments, r.created_at, CAST(NULL AS BIGINT) AS undone_at, a.user_id,
+                  1 AS part, r.id AS seq
+           FROM annotations a
+           JOIN annotation_revisions r ON r.annotation_id = a.id
+           JOIN users u ON u.id = a.user_id
+           WHERE a.dataset_id = $1 AND a.trace_pk = $3
+             AND (a.user_id = $2 OR ({} AND {}))
+           UNION ALL
+           SELECT u.email, u.name, a.version, a.verdict, a.first_failure_note, a.open_codes,
+                  a.comments, a.created_at, a.undone_at, a.user_id, 0 AS part, a.id AS seq
+           FROM undone_saves a
+           JOIN users u ON u.id = a.user_id
+           WHERE a.dataset_id = $1 AND a.trace_pk = $3
+             AND (a.user_id = $2 OR ({} AND {}))
+         ) h
+         ORDER BY name, user_id, part, seq",
+        scope.annotations("a"),
+        scope.others_visible("a"),
         scope.annotations("a"),
         scope.others_visible("a"),
     ))

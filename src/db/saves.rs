@@ -4,6 +4,7 @@
 use sqlx::AnyConnection;
 
 use super::annotations::{Annotation, for_trace_on};
+use super::decisions::{self, Decided, SessionTag};
 use super::scope::Scope;
 use super::write::Writer;
 use super::{Backend, Db, codes, now, progress};
@@ -20,6 +21,18 @@ pub enum SaveOutcome {
     Conflict {
         current: Option<Box<Annotation>>,
     },
+    /// The save would replace a different saved verdict and was not confirmed: nothing was
+    /// written; `current` is what is saved (its note, codes and comments would be replaced).
+    NeedsConfirm {
+        current: Box<Annotation>,
+    },
+}
+
+impl SaveOutcome {
+    /// Whether the save was written (the transaction or savepoint is kept).
+    pub fn saved(&self) -> bool {
+        matches!(self, SaveOutcome::Saved { .. })
+    }
 }
 
 /// The trace a save is about.
@@ -34,15 +47,17 @@ pub struct TraceRef {
 /// version the annotator edited), a revision row, the open-code rows, the pass/fail
 /// counters and the annotator's low-water mark. On SQLite concurrent saves share a
 /// transaction (see [`super::group_commit`]); on Postgres each has its own.
+/// `by` is the sign-in deciding (what `u` may undo).
 pub async fn save(
     db: &Db,
     trace: TraceRef,
     scope: &Scope,
     input: &AnnotationInput,
+    by: SessionTag,
 ) -> Result<SaveOutcome, sqlx::Error> {
     match db.group_commit() {
-        Some(queue) => queue.save(trace, *scope, input.clone()).await,
-        None => save_alone(db.write_path(), trace, scope, input).await,
+        Some(queue) => queue.save(trace, *scope, input.clone(), by).await,
+        None => save_alone(db.write_path(), trace, scope, input, by).await,
     }
 }
 
@@ -53,19 +68,40 @@ pub(crate) async fn save_alone(
     trace: TraceRef,
     scope: &Scope,
     input: &AnnotationInput,
+    by: SessionTag,
 ) -> Result<SaveOutcome, sqlx::Error> {
     let mut tx = writer.begin().await?;
-    let outcome = save_in(&mut tx, writer.backend(), trace, scope, input).await?;
-    match outcome {
-        SaveOutcome::Saved { .. } => tx.commit().await?,
-        SaveOutcome::Conflict { .. } => tx.rollback().await?,
+    let outcome = save_in(&mut tx, writer.backend(), trace, scope, input, by).await?;
+    if outcome.saved() {
+        tx.commit().await?;
+    } else {
+        tx.rollback().await?;
     }
     Ok(outcome)
 }
 
 /// The statements of one save, inside a transaction (or savepoint) that the caller commits
-/// when the outcome is `Saved` and rolls back otherwise.
+/// when the outcome is `Saved` and rolls back otherwise. The save is recorded as the
+/// annotator's latest decision (what `u` undoes).
 pub(crate) async fn save_in(
+    tx: &mut AnyConnection,
+    backend: Backend,
+    trace: TraceRef,
+    scope: &Scope,
+    input: &AnnotationInput,
+    by: SessionTag,
+) -> Result<SaveOutcome, sqlx::Error> {
+    let outcome = write_in(tx, backend, trace, scope, input).await?;
+    if let SaveOutcome::Saved { version } = outcome {
+        let base = if version == 1 { 0 } else { input.base_version };
+        decisions::record(tx, scope, trace, Decided::Save { version, base }, by).await?;
+    }
+    Ok(outcome)
+}
+
+/// The statements of one save without recording it as a decision (an undo restoring an
+/// earlier revision writes through here).
+pub(crate) async fn write_in(
     tx: &mut AnyConnection,
     backend: Backend,
     trace: TraceRef,
@@ -111,6 +147,13 @@ pub(crate) async fn save_in(
         // The annotator edited a version that no longer exists: impossible unless data was
         // removed; a conflict with nothing to show rather than a resurrection.
         (None, None) => return Ok(SaveOutcome::Conflict { current: None }),
+        // A different verdict replaces the note, codes and comments saved with the old one:
+        // only when the annotator confirmed it (the old revision stays in the history).
+        (None, Some(current)) if current.verdict != input.verdict && !input.replace => {
+            return Ok(SaveOutcome::NeedsConfirm {
+                current: Box::new(current),
+            });
+        }
         (None, Some(current)) => {
             let updated: Option<(i64,)> = sqlx::query_as(
                 "UPDATE annotations SET verdict = $1, first_failure_note = $2, comments = $3,
@@ -159,6 +202,7 @@ pub(crate) async fn save_in(
     };
     codes::replace(tx, coded, &input.open_codes, version == 1).await?;
     progress::bump_counts(tx, scope, old_verdict, input.verdict).await?;
+    decisions::unskip(tx, scope, trace.sort_key).await?;
     progress::advance_low_water(tx, scope).await?;
     Ok(SaveOutcome::Saved { version })
 }

@@ -8,7 +8,7 @@ use sqlx::{Any, FromRow};
 use super::Db;
 use super::scope::Scope;
 use super::types::Json;
-use crate::domain::{DatasetId, Metadata, ModeId, SortKey, ToolCall, TracePk, Verdict};
+use crate::domain::{DatasetId, Metadata, ModeId, OpenCodes, SortKey, ToolCall, TracePk, Verdict};
 
 /// One trace, as the trace view needs it.
 #[derive(Debug, Clone, FromRow)]
@@ -37,7 +37,7 @@ pub struct Turn {
     pub ai_response: String,
 }
 
-/// A row of the trace list with this annotator's verdict (`None` = todo).
+/// A row of the trace list with this annotator's verdict (`None` = todo, or skipped).
 #[derive(Debug, Clone, FromRow)]
 pub struct ListRow {
     pub trace_id: String,
@@ -46,6 +46,23 @@ pub struct ListRow {
     pub turn_number: i64,
     pub preview: String,
     pub verdict: Option<Verdict>,
+    /// 1 when the annotator skipped it and has not annotated it since.
+    pub skipped: i64,
+    /// The viewer's first-failure note on it (empty when none).
+    pub note: String,
+    /// The viewer's open codes on it.
+    pub codes: OpenCodes,
+}
+
+impl ListRow {
+    /// The row's status for this annotator: `pass`, `fail`, `skipped` or `todo`.
+    pub fn status(&self) -> &'static str {
+        match (self.verdict, self.skipped) {
+            (Some(v), _) => v.as_str(),
+            (None, 1) => "skipped",
+            (None, _) => "todo",
+        }
+    }
 }
 
 /// Which rows a list page shows.
@@ -55,6 +72,7 @@ pub enum StatusFilter {
     Todo,
     Pass,
     Fail,
+    Skipped,
 }
 
 impl StatusFilter {
@@ -64,6 +82,7 @@ impl StatusFilter {
             Some("todo") => StatusFilter::Todo,
             Some("pass") => StatusFilter::Pass,
             Some("fail") => StatusFilter::Fail,
+            Some("skipped") => StatusFilter::Skipped,
             _ => StatusFilter::All,
         }
     }
@@ -74,6 +93,7 @@ impl StatusFilter {
             StatusFilter::Todo => "todo",
             StatusFilter::Pass => "pass",
             StatusFilter::Fail => "fail",
+            StatusFilter::Skipped => "skipped",
         }
     }
 }
@@ -135,7 +155,7 @@ where
 /// One keyset page of the list with the viewer's verdicts, in one query whatever the
 /// page size. `All`/`Todo` walk `(dataset_id, sort_key)` (`Todo` from the low-water mark);
 /// `Pass`/`Fail` walk the viewer's annotations of that verdict by `annotations_user_verdict`,
-/// so sparse filters stay fast.
+/// `Skipped` their `skips` rows, so sparse filters stay fast.
 pub async fn list_page(
     db: &Db,
     scope: &Scope,
@@ -148,6 +168,12 @@ pub async fn list_page(
         PageCursor::Before(k) => ("<", "DESC", k),
     };
     let visible = scope.traces("t");
+    // The viewer's own note and codes on each row (codes by the primary key prefix of
+    // `annotation_codes`; NULL, no codes, when the row has no annotation).
+    let note_codes = format!(
+        "SUBSTR(COALESCE(a.first_failure_note, ''), 1, 200) AS note, {} AS codes",
+        super::codes::codes_of(db.backend(), "a.id")
+    );
     // Everything at or below the low-water mark is annotated: the to-do walk starts above
     // it (or stops at it, going backwards) instead of stepping over, say, 100,000 annotated
     // traces. Read inside the statement, so a page stays one query.
@@ -156,7 +182,10 @@ pub async fn list_page(
     let sql = match filter {
         StatusFilter::All => format!(
             "SELECT t.trace_id, t.sort_key, t.flow_session, t.turn_number,
-                    SUBSTR(t.user_message, 1, 160) AS preview, a.verdict
+                    SUBSTR(t.user_message, 1, 160) AS preview, a.verdict,
+                    CAST(CASE WHEN a.verdict IS NULL AND EXISTS (SELECT 1 FROM skips s
+                        WHERE s.user_id = $2 AND s.dataset_id = $1 AND s.sort_key = t.sort_key)
+                      THEN 1 ELSE 0 END AS BIGINT) AS skipped, {note_codes}
              FROM traces t
              LEFT JOIN annotations a ON a.trace_pk = t.id AND a.user_id = $2
              WHERE t.dataset_id = $1 AND t.sort_key {cmp} $3 AND {visible}
@@ -175,10 +204,13 @@ pub async fn list_page(
             // parallel sequential scan and a sort (90 ms at 100,000 traces).
             format!(
                 "SELECT t.trace_id, t.sort_key, t.flow_session, t.turn_number,
-                        SUBSTR(t.user_message, 1, 160) AS preview, CAST(NULL AS TEXT) AS verdict
+                        SUBSTR(t.user_message, 1, 160) AS preview, CAST(NULL AS TEXT) AS verdict,
+                        CAST(0 AS BIGINT) AS skipped, '' AS note, CAST(NULL AS TEXT) AS codes
                  FROM traces t
                  WHERE t.dataset_id = $1 AND {range}
                    AND NOT EXISTS (SELECT 1 FROM annotations a WHERE a.trace_pk = t.id AND a.user_id = $2)
+                   AND NOT EXISTS (SELECT 1 FROM skips s
+                                   WHERE s.user_id = $2 AND s.dataset_id = $1 AND s.sort_key = t.sort_key)
                    AND {visible}
                  ORDER BY t.sort_key {order} LIMIT $4"
             )
@@ -191,7 +223,8 @@ pub async fn list_page(
             };
             format!(
                 "SELECT t.trace_id, t.sort_key, t.flow_session, t.turn_number,
-                        SUBSTR(t.user_message, 1, 160) AS preview, a.verdict
+                        SUBSTR(t.user_message, 1, 160) AS preview, a.verdict,
+                        CAST(0 AS BIGINT) AS skipped, {note_codes}
                  FROM annotations a JOIN traces t ON t.id = a.trace_pk
                  WHERE a.user_id = $2 AND a.dataset_id = $1 AND a.sort_key {cmp} $3
                    AND a.verdict = '{}' AND {visible}
@@ -199,6 +232,15 @@ pub async fn list_page(
                 verdict.as_str()
             )
         }
+        // The annotator's skipped traces: a walk of the `skips` primary key.
+        StatusFilter::Skipped => format!(
+            "SELECT t.trace_id, t.sort_key, t.flow_session, t.turn_number,
+                    SUBSTR(t.user_message, 1, 160) AS preview, CAST(NULL AS TEXT) AS verdict,
+                    CAST(1 AS BIGINT) AS skipped, '' AS note, CAST(NULL AS TEXT) AS codes
+             FROM skips s JOIN traces t ON t.id = s.trace_pk
+             WHERE s.user_id = $2 AND s.dataset_id = $1 AND s.sort_key {cmp} $3 AND {visible}
+             ORDER BY s.sort_key {order} LIMIT $4"
+        ),
     };
     let mut rows: Vec<ListRow> = sqlx::query_as(&sql)
         .bind(scope.dataset)
@@ -245,6 +287,12 @@ pub async fn coded_page(
         PageCursor::Before(k) => ("<", "DESC", k),
     };
     let visible = scope.traces("t");
+    // The viewer's own note and codes on each row (codes by the primary key prefix of
+    // `annotation_codes`; NULL, no codes, when the row has no annotation).
+    let note_codes = format!(
+        "SUBSTR(COALESCE(a.first_failure_note, ''), 1, 200) AS note, {} AS codes",
+        super::codes::codes_of(db.backend(), "a.id")
+    );
     let code = match coded.by {
         CodedBy::Code(_) => "c.normalized = $5",
         CodedBy::Mode(_) => {
@@ -252,10 +300,17 @@ pub async fn coded_page(
                               WHERE fc.dataset_id = $1 AND fc.mode_id = $5)"
         }
     };
-    let fail = if coded.fail_only { "AND c.fail = 1" } else { "" };
+    let fail = if coded.fail_only {
+        "AND c.fail = 1"
+    } else {
+        ""
+    };
     let sql = format!(
         "SELECT t.trace_id, t.sort_key, t.flow_session, t.turn_number,
-                SUBSTR(t.user_message, 1, 160) AS preview, a.verdict
+                SUBSTR(t.user_message, 1, 160) AS preview, a.verdict,
+                CAST(CASE WHEN a.verdict IS NULL AND EXISTS (SELECT 1 FROM skips s
+                    WHERE s.user_id = $2 AND s.dataset_id = $1 AND s.sort_key = t.sort_key)
+                  THEN 1 ELSE 0 END AS BIGINT) AS skipped, {note_codes}
          FROM traces t
          LEFT JOIN annotations a ON a.trace_pk = t.id AND a.user_id = $2
          WHERE t.dataset_id = $1 AND t.sort_key {cmp} $3 AND {visible}

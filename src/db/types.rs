@@ -11,8 +11,8 @@ use sqlx::error::BoxDynError;
 use sqlx::{Database, Decode, Encode, Type};
 
 use crate::domain::{
-    AnnotationId, AssigneeId, DatasetId, ImportId, ImportState, Metadata, ModeId, OpenCodes, RowError,
-    SortKey, ToolCall, TracePk, UserId, Verdict,
+    AnnotationId, AssigneeId, DatasetId, ImportId, ImportState, Metadata, ModeId, OpenCodes,
+    RowError, SortKey, ToolCall, TracePk, UserId, Verdict,
 };
 
 type ArgumentBuffer<'q> = <Any as Database>::ArgumentBuffer<'q>;

@@ -128,6 +128,9 @@ pub struct AnnotationInput {
     pub comments: String,
     /// The version the annotator was looking at (0 when there was none).
     pub base_version: i64,
+    /// The annotator confirmed that this verdict replaces a different saved one. Without
+    /// it such a save is refused and the annotator asked first (see `db::saves`).
+    pub replace: bool,
 }
 
 /// Field-level problems with a submitted annotation form.
@@ -196,9 +199,15 @@ impl AnnotationInput {
                 open_codes,
                 comments,
                 base_version: base_version.max(0),
+                replace: false,
             }),
             _ => Err(errors),
         }
+    }
+
+    /// The same save, confirmed (or not) to replace a different saved verdict.
+    pub fn replacing(self, replace: bool) -> AnnotationInput {
+        AnnotationInput { replace, ..self }
     }
 }
 

@@ -225,7 +225,10 @@ mod tests {
 
     #[test]
     fn mode_names_are_tidied_and_checked() {
-        assert_eq!(parse_mode_name("  Ignored   tool error "), Ok("Ignored tool error".into()));
+        assert_eq!(
+            parse_mode_name("  Ignored   tool error "),
+            Ok("Ignored tool error".into())
+        );
         assert!(parse_mode_name("   ").is_err());
         assert!(parse_mode_name("a, b").is_err());
         assert!(parse_mode_name(&"x".repeat(81)).is_err());
@@ -267,7 +270,11 @@ mod tests {
 
     #[test]
     fn pareto_bars_are_scaled_to_the_largest_and_the_line_reaches_the_total() {
-        let items = vec![("a".to_string(), 6), ("b".to_string(), 3), ("c".to_string(), 1)];
+        let items = vec![
+            ("a".to_string(), 6),
+            ("b".to_string(), 3),
+            ("c".to_string(), 1),
+        ];
         let bars = pareto(&items, 10, 300.0, 100.0);
         assert_eq!(bars.len(), 3);
         assert_eq!(bars[0].height, 100.0);

@@ -62,6 +62,38 @@ fn tool_call_from_step(step: &Value) -> ToolCall {
     }
 }
 
+/// Longest `AI Message` cell read for its thinking steps at view time, in bytes (the cell
+/// stays in the metadata whatever its size).
+pub const MAX_THINKING_CELL: usize = 1_000_000;
+
+/// The text of the "thinking" steps of an `AI Message` cell (`"type": "thinking"`, or a
+/// `stepLabel` of Thinking), in order, empty ones left out: shown collapsed on the trace.
+pub fn thinking_steps(cell: &str) -> Vec<String> {
+    let trimmed = cell.trim();
+    if !trimmed.starts_with('{') || trimmed.len() > MAX_THINKING_CELL {
+        return Vec::new();
+    }
+    let Ok(root) = serde_json::from_str::<Value>(trimmed) else {
+        return Vec::new();
+    };
+    let Some(steps) = root.get("steps").and_then(Value::as_array) else {
+        return Vec::new();
+    };
+    steps
+        .iter()
+        .filter(|s| {
+            let is = |key: &str| {
+                s.get(key)
+                    .and_then(Value::as_str)
+                    .is_some_and(|v| v.eq_ignore_ascii_case("thinking"))
+            };
+            is("type") || is("stepLabel")
+        })
+        .map(|s| display_json(s.get("content")))
+        .filter(|text| !text.trim().is_empty())
+        .collect()
+}
+
 /// Strings that hold JSON are shown pretty-printed; other strings as they are.
 fn display_json(value: Option<&Value>) -> String {
     match value {
@@ -118,6 +150,18 @@ mod tests {
         assert_eq!(calls[1].name, "refund");
         assert_eq!(calls[1].duration_ms, Some(300));
         assert!(!calls[1].ok);
+    }
+
+    #[test]
+    fn thinking_steps_are_found_in_order() {
+        let cell = r#"{"steps":[
+            {"type":"thinking","stepLabel":"Thinking","content":"first"},
+            {"type":"tool","stepLabel":"x","content":"r"},
+            {"type":"step","stepLabel":"THINKING","content":"second"},
+            {"type":"thinking","content":"  "},
+            {"type":"output","stepLabel":"Output","content":"done"}]}"#;
+        assert_eq!(thinking_steps(cell), ["first", "second"]);
+        assert!(thinking_steps("plain").is_empty());
     }
 
     #[test]

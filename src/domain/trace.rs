@@ -16,6 +16,8 @@ pub struct NewTrace {
     pub ai_response: String,
     /// JSON array of [`super::ToolCall`].
     pub tool_calls: String,
+    /// How many tool calls `tool_calls` holds (for the import's summary).
+    pub tool_call_count: i64,
     /// JSON of [`Metadata`].
     pub metadata: String,
 }

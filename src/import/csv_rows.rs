@@ -156,6 +156,11 @@ impl ColumnMap {
         })
     }
 
+    /// How many columns are kept as metadata (everything that is not a trace field).
+    pub fn metadata_count(&self) -> usize {
+        self.metadata.len()
+    }
+
     /// The header names, trimmed, in file order (stored on the dataset for export).
     pub fn column_names(&self) -> Vec<String> {
         self.headers.iter().map(|h| h.trim().to_string()).collect()
@@ -280,6 +285,7 @@ impl ColumnMap {
             total_turns,
             user_message,
             ai_response,
+            tool_call_count: tool_calls.len() as i64,
             tool_calls: serde_json::to_string(&tool_calls).unwrap_or_else(|_| "[]".into()),
             metadata: serde_json::to_string(&metadata).unwrap_or_else(|_| "[]".into()),
         })

@@ -118,7 +118,8 @@ pub async fn register(
 pub type ProgressFn = Box<dyn Fn(u64, u64) + Send + Sync>;
 
 enum Parsed {
-    Header(Vec<String>),
+    /// The column names, and how many of them are kept as metadata.
+    Header(Vec<String>, usize),
     Rows(Vec<NewTrace>, i64),
     /// The whole file could not be read as a dataset (no header, missing columns…).
     Refused(String),
@@ -214,6 +215,8 @@ async fn run_inner(
     let mut cursor =
         imports::Cursor::new(db, pending.import_id, pending.dataset_id, &pending.owner).await?;
     let mut columns = Vec::new();
+    let mut metadata_columns = 0;
+    let mut tool_calls = 0i64;
     let mut failure: Option<(String, Vec<RowError>, i64, i64)> = None;
     let mut rows_read = 0;
     let mut slot_errors: Vec<RowError> = Vec::new();
@@ -226,12 +229,16 @@ async fn run_inner(
         };
         let Some(msg) = msg else { break };
         match msg {
-            Parsed::Header(h) => columns = h,
+            Parsed::Header(h, m) => {
+                columns = h;
+                metadata_columns = m;
+            }
             Parsed::Rows(batch, read) => {
                 rows_read = read;
                 if failure.is_some() || slot_error_count > 0 {
                     continue;
                 }
+                tool_calls += batch.iter().map(|t| t.tool_call_count).sum::<i64>();
                 let bytes_read = bytes.load(Ordering::Relaxed) as i64;
                 let res = imports::insert_batch(db, &mut cursor, &batch, read, bytes_read).await?;
                 if res.lost {
@@ -318,7 +325,13 @@ async fn run_inner(
         .await?
         .ok_or_else(|| anyhow::anyhow!("import vanished"))?;
     let (inserted, duplicates) = (record.rows_inserted, record.rows_duplicate);
-    let message = summary(inserted, duplicates);
+    let found = Found {
+        conversations: imports::new_conversations(db, pending.dataset_id, pending.import_id)
+            .await?,
+        tool_calls,
+        metadata_columns: metadata_columns as i64,
+    };
+    let message = format!("{} {}", summary(inserted, duplicates), found.sentence());
     let bytes_read = bytes.load(Ordering::Relaxed) as i64;
     if !imports::finish_done(db, &cursor, &columns, rows_read, bytes_read, &message).await? {
         return Err(Stopped::TakenOver.into());
@@ -335,6 +348,34 @@ async fn run_inner(
     metrics::counter!("tracecoder_import_rows_total", "result" => "duplicate")
         .increment(duplicates as u64);
     Ok(report(true, message, Vec::new(), 0, inserted, duplicates))
+}
+
+/// What a file held, for the summary after the counts.
+struct Found {
+    /// Conversations the import added to the dataset.
+    conversations: i64,
+    /// Tool calls in the file's `AI Message` cells.
+    tool_calls: i64,
+    /// Columns kept as metadata.
+    metadata_columns: i64,
+}
+
+impl Found {
+    fn sentence(&self) -> String {
+        let n = |count: i64, one: &str, many: &str| {
+            format!(
+                "{} {}",
+                crate::web::pages::thousands(count),
+                if count == 1 { one } else { many }
+            )
+        };
+        format!(
+            "Found {}, {} and {}.",
+            n(self.conversations, "new conversation", "new conversations"),
+            n(self.tool_calls, "tool call", "tool calls"),
+            n(self.metadata_columns, "metadata column", "metadata columns"),
+        )
+    }
 }
 
 fn summary(inserted: i64, duplicates: i64) -> String {
@@ -408,7 +449,7 @@ fn parse_all(reader: impl Read, tx: mpsc::Sender<Parsed>) {
         }
     };
     if tx
-        .blocking_send(Parsed::Header(map.column_names()))
+        .blocking_send(Parsed::Header(map.column_names(), map.metadata_count()))
         .is_err()
     {
         return;

@@ -1,5 +1,6 @@
-//! Saving a verdict: Pass & Next, Fail with a note, stale-save conflicts, and saves the
-//! database could not commit (the form comes back as typed).
+//! Saving a verdict: Pass & Next, Fail with a note, stale-save conflicts, a verdict that
+//! replaces a different one (confirmed first), and saves the database could not commit
+//! (the form comes back as typed).
 
 use axum::Form;
 use axum::Router;
@@ -8,17 +9,18 @@ use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::post;
 use serde::Deserialize;
+use tower_sessions::Session;
 
 use crate::db::saves::{self, SaveOutcome, TraceRef};
 use crate::db::write::is_write_fault;
-use crate::domain::AnnotationInput;
+use crate::domain::{AnnotationInput, Verdict};
 use crate::error::AppResult;
 use crate::state::AppState;
 use crate::web::extract::OnTrace;
 use crate::web::htmx::Htmx;
 use crate::web::navigation::{self, Leaving};
 use crate::web::render;
-use crate::web::trace_view::{self, Conflict, FormState, TracePage};
+use crate::web::trace_view::{self, Confirm, Conflict, FormState, TracePage};
 
 #[derive(Deserialize)]
 pub struct AnnotateForm {
@@ -32,6 +34,9 @@ pub struct AnnotateForm {
     comments: String,
     #[serde(default)]
     version: i64,
+    /// Set by the confirmation step: this verdict may replace a different saved one.
+    #[serde(default)]
+    replace: String,
 }
 
 impl AnnotateForm {
@@ -54,6 +59,7 @@ pub fn router() -> Router<AppState> {
 async fn annotate(
     State(state): State<AppState>,
     htmx: Htmx,
+    session: Session,
     at: OnTrace,
     Form(form): Form<AnnotateForm>,
 ) -> AppResult<Response> {
@@ -79,7 +85,7 @@ async fn annotate(
         &form.comments,
         form.version,
     ) {
-        Ok(input) => input,
+        Ok(input) => input.replacing(!form.replace.is_empty()),
         Err(errors) => {
             let typed = FormState {
                 errors,
@@ -93,7 +99,8 @@ async fn annotate(
         dataset_id: dataset.id,
         sort_key: trace.sort_key,
     };
-    let outcome = match saves::save(&state.db, target, &scope, &input).await {
+    let by = crate::auth::session_tag(&session).await?;
+    let outcome = match saves::save(&state.db, target, &scope, &input, by).await {
         Ok(outcome) => outcome,
         Err(err) if is_write_fault(&err) => {
             // Not committed (a full disk, an I/O error…): the form again as typed, saying so.
@@ -117,6 +124,22 @@ async fn annotate(
             let typed = FormState {
                 conflict: Some(Conflict { current }),
                 ..form.as_typed(version)
+            };
+            refused(StatusCode::CONFLICT, typed, trace).await
+        }
+        SaveOutcome::NeedsConfirm { current } => {
+            // A Fail keeps what was typed for it; a Pass has nothing typed, so the fail form
+            // keeps showing what is saved.
+            let shown = match input.verdict {
+                Verdict::Fail => form.as_typed(form.version),
+                Verdict::Pass => FormState::saved(Some(&current)),
+            };
+            let typed = FormState {
+                confirm: Some(Confirm {
+                    verdict: input.verdict,
+                    current: *current,
+                }),
+                ..shown
             };
             refused(StatusCode::CONFLICT, typed, trace).await
         }

@@ -12,6 +12,7 @@ const APP_JS: &str = include_str!("../../static/app.js");
 const APP_CSS: &str = include_str!("../../static/app.css");
 const REVIEW_JS: &str = include_str!("../../static/review.js");
 const CODES_JS: &str = include_str!("../../static/codes.js");
+const FAVICON: &str = include_str!("../../static/favicon.svg");
 
 pub fn router() -> Router<AppState> {
     Router::new()
@@ -34,6 +35,15 @@ pub fn router() -> Router<AppState> {
         .route(
             "/static/app.css",
             get(|| async { asset("text/css; charset=utf-8", APP_CSS, false) }),
+        )
+        // Browsers ask for /favicon.ico whatever the page says; both answer the same icon.
+        .route(
+            "/static/favicon.svg",
+            get(|| async { asset("image/svg+xml", FAVICON, false) }),
+        )
+        .route(
+            "/favicon.ico",
+            get(|| async { asset("image/svg+xml", FAVICON, false) }),
         )
 }
 

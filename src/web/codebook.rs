@@ -15,9 +15,7 @@ use serde::Deserialize;
 use crate::codebook::{self, CodeRow, ModeRow, Overview, Suggestion};
 use crate::db::codebook::{self as store, Change, Edit, ExampleNote, ImportSummary, Refused};
 use crate::domain::code_clusters::Cluster;
-use crate::domain::codebook::{
-    FileProblem, ParetoBar, pareto, parse_description, parse_mode_name,
-};
+use crate::domain::codebook::{FileProblem, ParetoBar, pareto, parse_description, parse_mode_name};
 use crate::domain::saturation::Block;
 use crate::domain::{ModeId, annotation::normalize_code};
 use crate::error::{AppError, AppResult};
@@ -42,11 +40,20 @@ pub fn lead_router() -> Router<AppState> {
         .route("/d/{slug}/codebook.json", get(export_json))
         .route("/d/{slug}/codebook/modes", post(create_mode))
         .route("/d/{slug}/codebook/modes/{mode}", post(update_mode))
-        .route("/d/{slug}/codebook/modes/{mode}/archive", post(archive_mode))
-        .route("/d/{slug}/codebook/modes/{mode}/restore", post(restore_mode))
+        .route(
+            "/d/{slug}/codebook/modes/{mode}/archive",
+            post(archive_mode),
+        )
+        .route(
+            "/d/{slug}/codebook/modes/{mode}/restore",
+            post(restore_mode),
+        )
         .route("/d/{slug}/codebook/modes/{mode}/merge", post(merge_mode))
         .route("/d/{slug}/codebook/group", post(group_codes))
-        .route("/d/{slug}/codebook/suggestions", get(suggestions).post(accept_or_dismiss))
+        .route(
+            "/d/{slug}/codebook/suggestions",
+            get(suggestions).post(accept_or_dismiss),
+        )
         .route("/d/{slug}/codebook/saturation", get(saturation))
         .route("/d/{slug}/codebook/notes", get(notes))
         .route("/d/{slug}/codebook/history", get(history))
@@ -111,7 +118,11 @@ impl CodebookPage {
         format!("/d/{}/traces?code={}&verdict=fail", self.ds_slug, q(code))
     }
     pub fn mode_url(&self, m: &ModeRow) -> String {
-        format!("/d/{}/traces?mode={}&verdict=fail", self.ds_slug, q(&m.mode.name))
+        format!(
+            "/d/{}/traces?mode={}&verdict=fail",
+            self.ds_slug,
+            q(&m.mode.name)
+        )
     }
     pub fn notes_url(&self, code: &str) -> String {
         format!("/d/{}/codebook/notes?code={}", self.ds_slug, q(code))
@@ -197,14 +208,9 @@ async fn render_page(
             overview.ungrouped.fail_traces as u64,
         ));
     }
-    items.sort_by(|a, b| b.1.cmp(&a.1));
+    items.sort_by_key(|item| std::cmp::Reverse(item.1));
     items.retain(|(_, n)| *n > 0);
-    let bars = pareto(
-        &items,
-        overview.totals.fail_traces as u64,
-        CHART_W,
-        CHART_H,
-    );
+    let bars = pareto(&items, overview.totals.fail_traces as u64, CHART_W, CHART_H);
     Ok(CodebookPage {
         nav: Nav::of(&at.user),
         ds_name: at.dataset.name.clone(),
@@ -260,8 +266,14 @@ async fn answer(
                 Refused::NoSuchMode => StatusCode::NOT_FOUND,
                 Refused::Nothing(_) => StatusCode::UNPROCESSABLE_ENTITY,
             };
-            let page =
-                render_page(state, at, String::new(), Notice::error(refused.message()), Vec::new()).await?;
+            let page = render_page(
+                state,
+                at,
+                String::new(),
+                Notice::error(refused.message()),
+                Vec::new(),
+            )
+            .await?;
             Ok((status, page).into_response())
         }
     }
@@ -287,7 +299,10 @@ pub struct ModeForm {
 
 impl ModeForm {
     fn parse(&self) -> Result<(String, String), String> {
-        Ok((parse_mode_name(&self.name)?, parse_description(&self.description)?))
+        Ok((
+            parse_mode_name(&self.name)?,
+            parse_description(&self.description)?,
+        ))
     }
 }
 
@@ -518,10 +533,7 @@ impl SaturationSection {
     }
 }
 
-async fn saturation(
-    State(state): State<AppState>,
-    at: InDataset,
-) -> AppResult<SaturationSection> {
+async fn saturation(State(state): State<AppState>, at: InDataset) -> AppResult<SaturationSection> {
     let blocks = codebook::saturation_curve(&state.db, at.dataset.id, SATURATION_BLOCK).await?;
     Ok(SaturationSection {
         blocks,
@@ -620,14 +632,20 @@ async fn import(
     };
     match codebook::import(&state.db, at.dataset.id, &at.user.email, &bytes).await? {
         Ok(summary) => {
-            let page =
-                render_page(&state, &at, String::new(), Notice::ok(import_notice(&summary)), Vec::new())
-                    .await?;
+            let page = render_page(
+                &state,
+                &at,
+                String::new(),
+                Notice::ok(import_notice(&summary)),
+                Vec::new(),
+            )
+            .await?;
             Ok(page.into_response())
         }
         Err(problems) => {
             let message = "The codebook was not imported: nothing was changed.".to_string();
-            let page = render_page(&state, &at, String::new(), Notice::error(message), problems).await?;
+            let page =
+                render_page(&state, &at, String::new(), Notice::error(message), problems).await?;
             Ok((StatusCode::UNPROCESSABLE_ENTITY, page).into_response())
         }
     }

@@ -20,6 +20,16 @@ pub struct DashboardPage {
     datasets: Vec<DatasetSummary>,
 }
 
+impl DashboardPage {
+    /// How many datasets are archived (admins find them under "Archived").
+    pub fn archived_count(&self) -> usize {
+        self.datasets
+            .iter()
+            .filter(|d| d.archived_at.is_some())
+            .count()
+    }
+}
+
 pub fn router() -> Router<AppState> {
     Router::new().route("/", get(dashboard))
 }

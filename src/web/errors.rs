@@ -13,7 +13,7 @@ use axum::response::{IntoResponse, Redirect, Response};
 use crate::auth::{AuthRejection, urlencode};
 use crate::error::AppError;
 use crate::state::AppState;
-use crate::web::pages::{ErrorFragment, ErrorPage, SessionExpired};
+use crate::web::pages::{ErrorFragment, ErrorPage, Nav, SessionExpired, ShownError};
 use crate::web::security::is_probe;
 
 /// Middleware, just outside the session layer: every 4xx/5xx that is not already HTML (one
@@ -50,6 +50,44 @@ pub async fn as_pages(State(state): State<AppState>, request: Request, next: Nex
         nav: None,
     };
     page.into_error_response(status)
+}
+
+/// Middleware, just inside the session layer: an error page shown to a signed-in person
+/// keeps the top bar of every other page (their name, the datasets, sign out), so a 404 is
+/// not a dead end. Only error pages pay for the user lookup; HTMX fragments are left alone.
+pub async fn with_nav(State(state): State<AppState>, request: Request, next: Next) -> Response {
+    let session = request
+        .extensions()
+        .get::<tower_sessions::Session>()
+        .cloned();
+    let htmx = request.headers().contains_key("hx-request");
+    let response = next.run(request).await;
+    let Some(shown) = response.extensions().get::<ShownError>().cloned() else {
+        return response;
+    };
+    if htmx {
+        return response;
+    }
+    let Some(session) = session else {
+        return response;
+    };
+    let Ok(Some(user)) = crate::auth::signed_in_user(&session, &state).await else {
+        return response;
+    };
+    let status = response.status();
+    let (parts, _) = response.into_parts();
+    let page = ErrorPage {
+        title: shown.title,
+        status: shown.status,
+        message: shown.message,
+        nav: Nav::of(&user),
+    };
+    let fresh = page.into_error_response(status);
+    let (fresh_parts, body) = fresh.into_parts();
+    let mut parts = parts;
+    parts.extensions = fresh_parts.extensions;
+    parts.headers.remove(header::CONTENT_LENGTH);
+    Response::from_parts(parts, body)
 }
 
 /// The session store's outage, naming Redis when sessions live there.

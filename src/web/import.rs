@@ -43,6 +43,8 @@ pub struct ImportStatusPage {
     nav: Option<Nav>,
     imp: ImportRecord,
     percent: i64,
+    /// While running: the rows the file holds, estimated from the share of bytes read.
+    rows_estimate: Option<i64>,
     errors: Vec<RowError>,
 }
 
@@ -55,11 +57,20 @@ impl ImportStatusPage {
         } else {
             0
         };
+        let rows_estimate = (imp.state == ImportState::Running
+            && imp.bytes_read > 0
+            && imp.bytes_total >= imp.bytes_read)
+            .then(|| {
+                let est = i128::from(imp.rows_read) * i128::from(imp.bytes_total)
+                    / i128::from(imp.bytes_read);
+                (est as i64).max(imp.rows_read)
+            });
         let errors = std::mem::take(&mut imp.errors);
         ImportStatusPage {
             nav,
             imp,
             percent,
+            rows_estimate,
             errors,
         }
     }

@@ -7,15 +7,14 @@ use axum::extract::{Query, State};
 use axum::routing::get;
 use serde::Deserialize;
 
-use crate::db::traces::{CodedBy, CodedFilter};
-use crate::db::{codebook, progress};
+use crate::db::traces::{self, CodedBy, CodedFilter, ListRow, PageCursor, StatusFilter};
+use crate::db::{codebook, decisions, progress};
 use crate::domain::annotation::normalize_code;
-use crate::web::urls;
-use crate::db::traces::{self, ListRow, PageCursor, StatusFilter};
 use crate::error::{AppError, AppResult};
 use crate::state::AppState;
 use crate::web::extract::InDataset;
 use crate::web::pages::{Nav, Progress};
+use crate::web::urls;
 
 /// Rows per list page unless `?per=` asks for 10 to 500.
 pub const PAGE_SIZE: i64 = 50;
@@ -70,7 +69,10 @@ async fn coded_filter(
             .await?
             .filter(|m| !m.archived())
             .ok_or_else(|| {
-                AppError::NotFound(format!("There is no failure mode \"{name}\" in {}.", dataset.name))
+                AppError::NotFound(format!(
+                    "There is no failure mode \"{name}\" in {}.",
+                    dataset.name
+                ))
             })?;
         let filter = CodedFilter {
             by: CodedBy::Mode(mode.id),
@@ -171,10 +173,8 @@ async fn list(
     let total = progress::queue_size(&state.db, &scope)
         .await?
         .unwrap_or(dataset.trace_count);
-    let progress = Progress::of(
-        progress::counts(&state.db, dataset.id, user.id).await?,
-        total,
-    );
+    let (counts, skipped) = decisions::counts_and_skipped(&state.db, &scope).await?;
+    let progress = Progress::of(counts, total);
     Ok(ListPage {
         nav: Nav::of(&user),
         prev_before: has_prev
@@ -185,9 +185,14 @@ async fn list(
             .flatten(),
         filters: vec![
             (StatusFilter::All, "All", progress.total),
-            (StatusFilter::Todo, "To do", progress.total - progress.done),
+            (
+                StatusFilter::Todo,
+                "To do",
+                progress.total - progress.done - skipped,
+            ),
             (StatusFilter::Pass, "Pass", progress.passes),
             (StatusFilter::Fail, "Fail", progress.fails),
+            (StatusFilter::Skipped, "Skipped", skipped),
         ],
         filter,
         per,

@@ -22,7 +22,7 @@ use crate::web::pages::Nav;
 pub struct LoginPage {
     nav: Option<Nav>,
     next: String,
-    oidc_issuer: Option<String>,
+    oidc_provider: Option<String>,
     error: Option<String>,
 }
 
@@ -70,10 +70,16 @@ async fn login_page(
     if user.is_some() {
         return Redirect::to(&next).into_response();
     }
+    if let Some(oidc) = &state.oidc
+        && oidc.straight_to_provider()
+    {
+        let start = format!("/auth/start?next={}", auth::urlencode(&next));
+        return Redirect::to(&start).into_response();
+    }
     LoginPage {
         nav: None,
         next,
-        oidc_issuer: state.oidc.as_ref().map(|o| o.issuer().to_string()),
+        oidc_provider: state.oidc.as_ref().map(|o| o.provider_name()),
         error: None,
     }
     .into_response()
@@ -94,7 +100,7 @@ async fn dev_login(
         let page = LoginPage {
             nav: None,
             next,
-            oidc_issuer: None,
+            oidc_provider: None,
             error: Some("Type a name of 1 to 100 characters.".into()),
         };
         return Ok((StatusCode::UNPROCESSABLE_ENTITY, page).into_response());
@@ -132,7 +138,7 @@ async fn oidc_callback(
         let page = LoginPage {
             nav: None,
             next: "/".into(),
-            oidc_issuer: Some(oidc.issuer().to_string()),
+            oidc_provider: Some(oidc.provider_name()),
             error: Some(msg),
         };
         Ok((StatusCode::BAD_REQUEST, page).into_response())

@@ -81,6 +81,31 @@ pub fn render(markdown: &str) -> String {
     SANITIZER.clean(&html).to_string()
 }
 
+/// Longest message rendered as Markdown, in bytes; a longer one is shown as plain text
+/// (still escaped): sanitizing megabytes on every view would cost more than reading it.
+pub const MAX_MARKDOWN_BYTES: usize = 200_000;
+
+/// A message as the trace view shows it: Markdown rendered and sanitized when it looks like
+/// Markdown, else `None` — plain text, which the template escapes and shows with its line
+/// breaks (so is a message longer than [`MAX_MARKDOWN_BYTES`]).
+pub fn render_message(text: &str) -> Option<String> {
+    (text.len() <= MAX_MARKDOWN_BYTES && looks_like_markdown(text)).then(|| render(text))
+}
+
+/// `value` as a link target when it is one absolute `http`/`https` URL (surrounding spaces
+/// ignored), never another scheme.
+pub fn safe_url(value: &str) -> Option<String> {
+    let value = value.trim();
+    if value.len() > 2_000 || value.chars().any(char::is_whitespace) {
+        return None;
+    }
+    let url = url::Url::parse(value).ok()?;
+    matches!(url.scheme(), "http" | "https")
+        .then(|| url.host_str().is_some())
+        .filter(|has_host| *has_host)
+        .map(|_| url.to_string())
+}
+
 /// Raw HTML becomes text (escaped by the writer); an image becomes a link to its URL.
 fn defuse(event: Event<'_>) -> Event<'_> {
     match event {
@@ -347,6 +372,41 @@ mod tests {
     fn plain_text_is_escaped() {
         assert_eq!(render("a < b & c > d"), "<p>a &lt; b &amp; c &gt; d</p>\n");
         assert_eq!(render(""), "");
+    }
+
+    #[test]
+    fn messages_render_markdown_or_plain_text_escaped() {
+        assert_eq!(
+            render_message("**bold**").as_deref(),
+            Some("<p><strong>bold</strong></p>\n")
+        );
+        assert_eq!(render_message("line 1\nline 2"), None);
+        let long = "**x** ".repeat(MAX_MARKDOWN_BYTES / 4);
+        assert_eq!(render_message(&long), None);
+    }
+
+    #[test]
+    fn only_http_urls_become_links() {
+        assert_eq!(
+            safe_url(" https://example.com/a?b=1 ").as_deref(),
+            Some("https://example.com/a?b=1")
+        );
+        assert_eq!(
+            safe_url("http://x.example").as_deref(),
+            Some("http://x.example/")
+        );
+        for bad in [
+            "javascript:alert(1)",
+            "JAVASCRIPT:alert(1)",
+            "data:text/html,x",
+            "/relative",
+            "see https://x.example",
+            "mailto:a@b.c",
+            "file:///etc/passwd",
+            "https://",
+        ] {
+            assert_eq!(safe_url(bad), None, "{bad}");
+        }
     }
 
     #[test]

@@ -4,6 +4,7 @@ pub mod annotate;
 pub mod assets;
 pub mod codebook;
 pub mod dashboard;
+pub mod dataset;
 pub mod errors;
 pub mod export;
 pub mod extract;
@@ -80,6 +81,7 @@ pub fn router(state: AppState, sessions: AppSessionStore, site: Site) -> anyhow:
     let admin = import::router()
         .merge(review::lead_router())
         .merge(judges::lead_router())
+        .merge(dataset::lead_router())
         .merge(codebook::lead_router())
         .route_layer(from_extractor_with_state::<RequireAdmin, _>(state.clone()));
     let upload = import::upload_router()
@@ -91,6 +93,7 @@ pub fn router(state: AppState, sessions: AppSessionStore, site: Site) -> anyhow:
 
     let timed = Router::new()
         .merge(dashboard::router())
+        .merge(dataset::router())
         .merge(list::router())
         .merge(trace_view::router())
         .merge(navigation::router())
@@ -126,6 +129,7 @@ pub fn router(state: AppState, sessions: AppSessionStore, site: Site) -> anyhow:
     // are refused before the session is loaded; whatever error is left (a rejected form, a
     // timeout, a failed session save) becomes one of our pages.
     let mut app = app
+        .layer(from_fn_with_state(state.clone(), errors::with_nav))
         .layer(session_layer)
         .layer(from_fn_with_state(state.clone(), errors::as_pages))
         .layer(from_fn_with_state(site.clone(), security::check_origin))

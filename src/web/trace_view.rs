@@ -20,7 +20,7 @@ use crate::state::AppState;
 use crate::web::extract::OnTrace;
 use crate::web::htmx::Htmx;
 use crate::web::pages::{Nav, Progress};
-use crate::web::{render, urls};
+use crate::web::{markdown, render, urls};
 
 #[derive(Template, WebTemplate)]
 #[template(path = "trace.html", blocks = ["main"])]
@@ -36,6 +36,7 @@ pub struct TracePage {
     pub annotate_url: String,
     pub history_url: String,
     pub skip_url: String,
+    pub undo_url: String,
     pub progress: Progress,
     pub mine: Option<Annotation>,
     pub others: Vec<OthersAnnotation>,
@@ -46,6 +47,8 @@ pub struct TracePage {
     pub errors: AnnotationErrors,
     pub fail_open: bool,
     pub conflict: Option<Conflict>,
+    /// A verdict that would replace a different saved one, waiting for confirmation.
+    pub confirm: Option<Confirm>,
     pub write_failed: bool,
     pub flash: Option<String>,
 }
@@ -60,6 +63,53 @@ impl TracePage {
     pub fn mine_verdict(&self) -> Option<Verdict> {
         self.mine.as_ref().map(|a| a.verdict)
     }
+
+    /// Whether the form for `verdict` confirms replacing the saved verdict when sent.
+    pub fn confirms(&self, verdict: &str) -> bool {
+        self.confirm
+            .as_ref()
+            .is_some_and(|c| c.verdict.as_str() == verdict)
+    }
+
+    /// A message (untrusted model or user text) as sanitized HTML, or `None` to show it as
+    /// escaped plain text (see `web::markdown`).
+    pub fn md(&self, text: &str) -> Option<String> {
+        markdown::render_message(text)
+    }
+
+    /// The BotDojo "thinking" steps of this turn (from its `AI Message` cell), shown collapsed.
+    pub fn thinking(&self) -> Vec<String> {
+        self.trace
+            .metadata
+            .get("AI Message")
+            .map(crate::domain::tool_calls::thinking_steps)
+            .unwrap_or_default()
+    }
+
+    /// The metadata, fields with a value first (each group in file order).
+    pub fn metadata_fields(&self) -> Vec<(&str, &str)> {
+        let (mut filled, empty): (Vec<_>, Vec<_>) = self
+            .trace
+            .metadata
+            .iter()
+            .partition(|(_, v)| !v.trim().is_empty());
+        filled.extend(empty);
+        filled
+    }
+
+    /// A metadata value that is one web address with a safe scheme, as a link target.
+    pub fn link_of(&self, value: &str) -> Option<String> {
+        markdown::safe_url(value)
+    }
+}
+
+/// A save refused until the annotator confirms it replaces their saved verdict.
+#[derive(Debug, Clone)]
+pub struct Confirm {
+    /// The verdict they asked for.
+    pub verdict: Verdict,
+    /// What is saved now (its note, codes and comments stay in the history).
+    pub current: Annotation,
 }
 
 /// A save refused because the annotation changed elsewhere: what is saved now, if anything.
@@ -93,13 +143,14 @@ pub struct FormState {
     pub version: i64,
     pub errors: AnnotationErrors,
     pub conflict: Option<Conflict>,
+    pub confirm: Option<Confirm>,
     /// The database could not commit the save (say so; nothing was saved).
     pub write_failed: bool,
 }
 
 impl FormState {
     /// The form showing the saved annotation (or an empty one).
-    fn saved(mine: Option<&Annotation>) -> FormState {
+    pub fn saved(mine: Option<&Annotation>) -> FormState {
         match mine {
             Some(a) => FormState {
                 note: a.first_failure_note.clone(),
@@ -164,6 +215,10 @@ pub async fn trace_page(
     let form = form.unwrap_or_else(|| FormState::saved(mine.as_ref()));
     let fail_open = !form.errors.is_empty()
         || form.conflict.is_some()
+        || form
+            .confirm
+            .as_ref()
+            .is_some_and(|c| c.verdict == Verdict::Fail)
         || (form.write_failed && !form.note.is_empty());
     Ok(TracePage {
         nav: Nav::of(user),
@@ -175,7 +230,8 @@ pub async fn trace_page(
         next_url: next.map(|id| urls::trace(&dataset.slug, &id)),
         annotate_url: format!("{url}/annotate"),
         history_url: format!("{url}/history"),
-        skip_url: urls::skip(&dataset.slug, &trace.trace_id),
+        skip_url: format!("{url}/skip"),
+        undo_url: urls::undo(&dataset.slug),
         progress: Progress::of(counts, assigned.unwrap_or(dataset.trace_count)),
         mine,
         others,
@@ -186,6 +242,7 @@ pub async fn trace_page(
         errors: form.errors,
         fail_open,
         conflict: form.conflict,
+        confirm: form.confirm,
         write_failed: form.write_failed,
         flash,
         trace,

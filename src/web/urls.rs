@@ -15,6 +15,16 @@ pub fn skip(slug: &str, trace_id: &str) -> String {
     format!("/d/{slug}/next?after={}", path_segment(trace_id))
 }
 
+/// Undo the viewer's last decision in a dataset.
+pub fn undo(slug: &str) -> String {
+    format!("/d/{slug}/undo")
+}
+
+/// The viewer's skipped traces, to review them.
+pub fn skipped(slug: &str) -> String {
+    format!("/d/{slug}/skipped")
+}
+
 /// Where entering a dataset starts.
 pub fn next(slug: &str) -> String {
     format!("/d/{slug}/next")

@@ -189,13 +189,13 @@ async fn fail_needs_a_note_and_keeps_codes_and_comments_and_revisions() {
         "codes kept as rows"
     );
 
-    // Fail → Pass keeps the earlier revision.
+    // Fail → Pass (confirmed: it replaces a different verdict) keeps the earlier revision.
     let res = app
         .annotate(
             &ann,
             "loop",
             "c0-t1",
-            &[("verdict", "pass"), ("version", "1")],
+            &[("verdict", "pass"), ("version", "1"), ("replace", "1")],
             true,
         )
         .await;
@@ -585,6 +585,7 @@ async fn a_signed_out_form_post_saves_nothing_and_returns_to_its_page_after_sign
 /// a save that fails (a trace that does not exist) fails alone.
 #[tokio::test]
 async fn saves_arriving_together_keep_their_own_outcomes() {
+    use tracecoder::db::decisions::SessionTag;
     use tracecoder::db::saves::{self as annotations, SaveOutcome, TraceRef};
     use tracecoder::db::scope::Scope;
     use tracecoder::domain::{AnnotationInput, DatasetId, SortKey, TracePk, UserId};
@@ -616,7 +617,13 @@ async fn saves_arriving_together_keep_their_own_outcomes() {
     let mut saves = Vec::new();
     for scope in &scopes {
         for trace in &traces {
-            saves.push(annotations::save(&app.db, target(trace), scope, &pass));
+            saves.push(annotations::save(
+                &app.db,
+                target(trace),
+                scope,
+                &pass,
+                SessionTag(1),
+            ));
         }
     }
     // The first annotator's first trace again, also from version 0.
@@ -625,13 +632,20 @@ async fn saves_arriving_together_keep_their_own_outcomes() {
         target(&traces[0]),
         &scopes[0],
         &late_fail,
+        SessionTag(1),
     ));
     // A trace that does not exist.
     let missing = TraceRef {
         pk: TracePk(999_999),
         ..target(&traces[0])
     };
-    saves.push(annotations::save(&app.db, missing, &scopes[1], &pass));
+    saves.push(annotations::save(
+        &app.db,
+        missing,
+        &scopes[1],
+        &pass,
+        SessionTag(1),
+    ));
     let answers = futures_util::future::join_all(saves).await;
 
     let saved = |i: usize| matches!(answers[i], Ok(SaveOutcome::Saved { version: 1 }));

@@ -498,3 +498,159 @@ async fn a_save_that_fails_on_the_way_keeps_what_was_typed() {
         )]
     );
 }
+
+/// The workspace's dataset, BotDojo-shaped: a conversation whose turns have three tool calls
+/// each (the second with a long Markdown answer holding hostile parts), an Arabic turn, and
+/// four plain turns for the keys.
+fn workspace_csv(dir: &Path) -> PathBuf {
+    let steps = |turn: u32| {
+        let big = "x".repeat(600);
+        serde_json::json!({"steps": [
+            {"type": "thinking", "stepLabel": "Thinking", "content": "Let me look the order up."},
+            {"type": "tool", "stepLabel": "lookup_order", "arguments": {"order": "A-1", "pad": big},
+             "content": format!("{{\"status\": \"shipped\", \"turn\": {turn}, \"pad\": \"{big}\"}}"),
+             "startTime": 1000, "endTime": 1120},
+            {"type": "tool", "stepLabel": "refund_policy", "arguments": {"region": "EU"},
+             "content": "timeout", "status": "error", "startTime": 2000, "endTime": 2950},
+            {"type": "tool", "stepLabel": "send_email", "arguments": {"to": "ana@example.com", "body": big},
+             "content": "{\"sent\": true}", "startTime": 3000, "endTime": 3040},
+            {"type": "output", "stepLabel": "Output", "content": "done"},
+        ]})
+        .to_string()
+    };
+    let long_answer = {
+        let mut s = String::from(
+            "## Your refund\n\nYou **refund** is *approved*:\n\n| item | price |\n|:--|--:|\n| tea | 3 |\n\n\
+             See [the policy](https://shop.example/refunds) or [this](javascript:window.__owned=1).\n\n\
+             <img src=x onerror=\"window.__owned=1\"> ![pixel](https://tracker.example/p.png)\n\n",
+        );
+        for i in 0..60 {
+            s.push_str(&format!(
+                "{i}. Step {i} of the refund: the money goes back to the card you paid with.\n"
+            ));
+        }
+        s
+    };
+    let rows: Vec<[String; 7]> = vec![
+        [
+            "o-1".into(),
+            "order".into(),
+            "1".into(),
+            "Where is my order A-1?".into(),
+            "It **shipped** yesterday.".into(),
+            steps(1),
+            "https://crm.example/c/1".into(),
+        ],
+        [
+            "o-2".into(),
+            "order".into(),
+            "2".into(),
+            "Can I get a refund instead? I waited two weeks.".into(),
+            long_answer,
+            steps(2),
+            String::new(),
+        ],
+        [
+            "ar-1".into(),
+            "arabic".into(),
+            "1".into(),
+            "مرحبا، أين طلبي؟".into(),
+            "طلبك في الطريق وسيصل غدا.".into(),
+            String::new(),
+            String::new(),
+        ],
+    ];
+    let mut out = String::from(
+        "id,Flow Session,Turn_Number,body.user_message,response.text_output,AI Message,CRM link\n",
+    );
+    let q = |v: &str| format!("\"{}\"", v.replace('"', "\"\""));
+    for r in rows.iter() {
+        out.push_str(&r.iter().map(|v| q(v)).collect::<Vec<_>>().join(","));
+        out.push('\n');
+    }
+    for t in 1..=4 {
+        out.push_str(&format!(
+            "p-{t},plain,{t},Plain question {t},Plain answer {t},,\n"
+        ));
+    }
+    let path = dir.join("workspace.csv");
+    std::fs::write(&path, out).expect("write workspace csv");
+    path
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_annotators_workspace_in_the_browser() {
+    if !browser_available() {
+        return;
+    }
+    let _one = BROWSER.lock().await;
+    let app = spawn_app().await;
+    let tmp = tempfile::tempdir().expect("temp dir");
+    let csv = workspace_csv(tmp.path());
+    let admin = app.login("Admin", true).await;
+    let (status, page) = app
+        .upload(
+            &admin,
+            "Workspace",
+            "workspace.csv",
+            std::fs::read(&csv).expect("csv"),
+        )
+        .await;
+    assert_eq!(status, 200, "{page}");
+    let shots = screenshot_dir(tmp.path());
+    let (report, ok, stderr) = run_script(
+        "workspace.mjs",
+        vec![
+            "--base".into(),
+            app.base.clone(),
+            "--slug".into(),
+            "workspace".into(),
+            "--shots".into(),
+            shots.display().to_string(),
+        ],
+    )
+    .await;
+    eprintln!(
+        "first screen: {}\naxe: {}",
+        report["first_screen"], report["axe"]
+    );
+    assert_passed(&report, ok, &stderr);
+
+    // What the browser did is what the database holds.
+    let rows: Vec<(String, String, i64)> = sqlx::query_as(
+        "SELECT t.trace_id, a.verdict, a.version FROM annotations a
+         JOIN traces t ON t.id = a.trace_pk JOIN users u ON u.id = a.user_id
+         WHERE u.name = 'Wanda Workspace' ORDER BY t.sort_key",
+    )
+    .fetch_all(app.db.reader())
+    .await
+    .expect("annotations");
+    assert_eq!(
+        rows,
+        vec![
+            // Fail, replaced by a Pass (confirmed), then undone: the Fail is back as v3.
+            ("o-1".to_string(), "fail".to_string(), 3),
+            ("p-1".to_string(), "pass".to_string(), 1),
+            ("p-2".to_string(), "pass".to_string(), 1),
+            ("p-3".to_string(), "pass".to_string(), 1),
+        ]
+    );
+    let skipped: Vec<String> = sqlx::query_scalar(
+        "SELECT t.trace_id FROM skips s JOIN traces t ON t.id = s.trace_pk
+         JOIN users u ON u.id = s.user_id WHERE u.name = 'Wanda Workspace'",
+    )
+    .fetch_all(app.db.reader())
+    .await
+    .expect("skips");
+    assert_eq!(skipped, ["o-2"]);
+    for name in [
+        "workspace-light",
+        "workspace-dark",
+        "workspace-phone",
+        "confirm-replace",
+    ] {
+        let png = shots.join(format!("{name}.png"));
+        let size = std::fs::metadata(&png).map(|m| m.len()).unwrap_or(0);
+        assert!(size > 10_000, "screenshot {} ({size} bytes)", png.display());
+    }
+}

@@ -583,7 +583,14 @@ async fn saves_sign_ins_and_a_cli_import_together_never_fail() {
                             &c,
                             "work",
                             trace,
-                            &[("verdict", verdict), ("note", note), ("version", version)],
+                            // Changing the verdict is confirmed (`replace`), as the
+                            // second press of the key would.
+                            &[
+                                ("verdict", verdict),
+                                ("note", note),
+                                ("version", version),
+                                ("replace", "1"),
+                            ],
                             true,
                         )
                         .await;

@@ -21,3 +21,4 @@ mod review;
 mod scale_out;
 mod security;
 mod sessions;
+mod workspace;

@@ -107,6 +107,8 @@ async fn spawn_oidc_app(provider: &Provider, adjust: impl FnOnce(&mut Config)) -
             client_id: "tracecoder".into(),
             client_secret: Some(SecretString::from("test-secret")),
             assume_email_verified: false,
+            provider_name: None,
+            straight_to_provider: false,
         });
         adjust(c);
     })
@@ -236,7 +238,16 @@ async fn code_flow_signs_in_shows_the_name_and_logout_ends_the_session() {
         Page::parse(&page).has("a[href=\"/auth/start?next=%2F\"]"),
         "{page}"
     );
-    assert!(page.contains(&provider.issuer), "names the provider");
+    let host = url::Url::parse(&provider.issuer)
+        .expect("issuer URL")
+        .host_str()
+        .expect("issuer host")
+        .to_string();
+    assert_eq!(
+        Page::parse(&page).text("#oidc-start"),
+        format!("Sign in with {host}"),
+        "names the provider (its host, when no name is configured)"
+    );
     assert!(
         !Page::parse(&page).has("input[name=name]"),
         "no development sign-in form with OIDC"
@@ -873,5 +884,42 @@ async fn the_providers_error_text_is_logged_never_shown() {
     assert!(
         page.contains("The identity provider refused the sign-in"),
         "{page}"
+    );
+}
+
+#[tokio::test]
+async fn the_sign_in_button_names_the_configured_provider_or_goes_straight_to_it() {
+    let Some(provider) = Provider::start().await else {
+        return;
+    };
+    let app = spawn_oidc_app(&provider, |c| {
+        if let Some(o) = c.oidc.as_mut() {
+            o.provider_name = Some("Acme SSO".into());
+        }
+    })
+    .await;
+    let (status, page) = app.get_text(&client(), "/login?next=%2Fd%2Fx").await;
+    assert_eq!(status, 200);
+    assert_eq!(
+        Page::parse(&page).text("#oidc-start"),
+        "Sign in with Acme SSO"
+    );
+
+    let straight = spawn_oidc_app(&provider, |c| {
+        if let Some(o) = c.oidc.as_mut() {
+            o.straight_to_provider = true;
+        }
+    })
+    .await;
+    let c = client();
+    let res = straight.get(&c, "/login?next=%2Fd%2Fx").await;
+    assert_eq!(res.status(), 303);
+    assert_eq!(location(&res), "/auth/start?next=%2Fd%2Fx");
+    // …which goes on to the provider's authorize endpoint.
+    let res = straight.get(&c, "/auth/start?next=%2Fd%2Fx").await;
+    assert!(
+        location(&res).starts_with(&provider.issuer),
+        "{}",
+        location(&res)
     );
 }

@@ -71,9 +71,9 @@ await main("nojs", async (browser, report) => {
   at = await own();
   report.check("Fail with a note posts and redirects to the next trace", at.ok && at.id !== second, page.url());
 
-  // Skip, next and previous are plain links.
+  // Skip is a plain form; next and previous are plain links.
   const third = at.id;
-  await Promise.all([page.waitForURL((u) => u.pathname.includes("/t/") && !u.pathname.endsWith(`/${encodeURIComponent(third)}`)), page.click("#skip-link")]);
+  await Promise.all([page.waitForURL((u) => u.pathname.includes("/t/") && !u.pathname.endsWith(`/${encodeURIComponent(third)}`)), page.click("#skip-btn")]);
   at = await own();
   report.check("Skip redirects to the next unannotated trace's own URL", at.ok && at.id !== third, page.url());
   const skippedTo = at.id;
