@@ -654,3 +654,57 @@ async fn the_annotators_workspace_in_the_browser() {
         assert!(size > 10_000, "screenshot {} ({size} bytes)", png.display());
     }
 }
+
+#[tokio::test]
+async fn open_code_suggestions_are_offered_and_taken_by_keyboard() {
+    if !browser_available() {
+        return;
+    }
+    let _one = BROWSER.lock().await;
+    let app = spawn_app().await;
+    let admin = app.login("Admin", true).await;
+    let (status, page) = app
+        .upload(&admin, "Suggest", "suggest.csv", simple_csv(3, 2))
+        .await;
+    assert_eq!(status, 200, "{page}");
+    let res = admin
+        .post(app.url("/d/suggest/codebook/modes"))
+        .form(&[("name", "Tool misuse"), ("description", "The wrong tool, or none.")])
+        .send()
+        .await
+        .expect("create mode");
+    assert_eq!(res.status(), 303);
+    // A colleague's code, to be offered as "most used".
+    let ann = app.login("Ann", false).await;
+    let fields = [
+        ("verdict", "fail"),
+        ("note", "n"),
+        ("codes", "wrong tool"),
+        ("version", "0"),
+    ];
+    let res = app.annotate(&ann, "suggest", "c2-t2", &fields, false).await;
+    assert_eq!(res.status(), 303);
+
+    let (report, ok, stderr) = run_script(
+        "codes.mjs",
+        vec![
+            "--base".into(),
+            app.base.clone(),
+            "--slug".into(),
+            "suggest".into(),
+        ],
+    )
+    .await;
+    assert_passed(&report, ok, &stderr);
+    let trace = report["saved_on"].as_str().expect("saved_on");
+    let codes: Vec<String> = sqlx::query_scalar(
+        "SELECT c.code FROM annotation_codes c JOIN annotations a ON a.id = c.annotation_id
+         JOIN traces t ON t.id = a.trace_pk JOIN users u ON u.id = a.user_id
+         WHERE u.name = 'Kim Keys' AND t.trace_id = $1 ORDER BY c.position",
+    )
+    .bind(trace)
+    .fetch_all(app.db.reader())
+    .await
+    .expect("codes");
+    assert_eq!(codes, vec!["wrong tool", "Tool misuse"]);
+}
