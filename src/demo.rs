@@ -226,10 +226,26 @@ async fn add_team_review_demo(db: &Db, dataset: crate::domain::DatasetId) -> any
     // (note, Ada's code, Ben's code): the same failures in their own words, so the codebook
     // has spelling variants to group and a suggestion to offer.
     const CODES: [(&str, &str, &str); 4] = [
-        ("The answer ignores the tool's error", "ignored tool error", "tool error ignored"),
-        ("Wrong order status given", "wrong order status", "Wrong status"),
-        ("Promised a refund without checking", "unverified promise", "unverified promise"),
-        ("Curt, unhelpful tone", "unhelpful tone", "unhelpful curt tone"),
+        (
+            "The answer ignores the tool's error",
+            "ignored tool error",
+            "tool error ignored",
+        ),
+        (
+            "Wrong order status given",
+            "wrong order status",
+            "Wrong status",
+        ),
+        (
+            "Promised a refund without checking",
+            "unverified promise",
+            "unverified promise",
+        ),
+        (
+            "Curt, unhelpful tone",
+            "unhelpful tone",
+            "unhelpful curt tone",
+        ),
     ];
     let coders = [
         ("Ada (demo)", "ada.demo@localhost"),

@@ -669,7 +669,10 @@ async fn open_code_suggestions_are_offered_and_taken_by_keyboard() {
     assert_eq!(status, 200, "{page}");
     let res = admin
         .post(app.url("/d/suggest/codebook/modes"))
-        .form(&[("name", "Tool misuse"), ("description", "The wrong tool, or none.")])
+        .form(&[
+            ("name", "Tool misuse"),
+            ("description", "The wrong tool, or none."),
+        ])
         .send()
         .await
         .expect("create mode");

@@ -124,7 +124,10 @@ async fn counts_per_code_equal_a_hand_count_over_current_annotations() {
     assert_eq!(rows.len(), 2, "{rows:?}");
     assert_eq!(rows["wrong tool"], (String::new(), 3, 4, 3, 3));
     assert_eq!(rows["tone"], (String::new(), 2, 2, 2, 2));
-    assert!(!rows.contains_key("hallucination"), "a revised code stops counting");
+    assert!(
+        !rows.contains_key("hallucination"),
+        "a revised code stops counting"
+    );
     assert_eq!(json["annotated_traces"], 3);
     assert_eq!(json["fail_traces"], 3);
 
@@ -173,7 +176,12 @@ async fn grouping_rename_merge_split_and_archive_keep_counts_and_lose_no_code() 
         .as_array()
         .unwrap()
         .iter()
-        .map(|m| (m["name"].as_str().unwrap().into(), m["fail_traces"].as_i64().unwrap()))
+        .map(|m| {
+            (
+                m["name"].as_str().unwrap().into(),
+                m["fail_traces"].as_i64().unwrap(),
+            )
+        })
         .collect();
     assert_eq!(modes, vec![("Tool misuse".into(), 3), ("Style".into(), 2)]);
 
@@ -204,11 +212,17 @@ async fn grouping_rename_merge_split_and_archive_keep_counts_and_lose_no_code() 
         &app,
         &admin,
         &format!("/d/codes/codebook/modes/{style}"),
-        &[("name", "Tone of voice"), ("description", "Polite and warm.")],
+        &[
+            ("name", "Tone of voice"),
+            ("description", "Polite and warm."),
+        ],
     )
     .await;
     assert_eq!(status, 303);
-    assert_eq!(rows_by_code(&codebook_json(&app, &admin).await)["tone"].0, "Tone of voice");
+    assert_eq!(
+        rows_by_code(&codebook_json(&app, &admin).await)["tone"].0,
+        "Tone of voice"
+    );
     let by_alias = Page::parse(&app.get_text(&admin, "/d/codes/traces?mode=style").await.1);
     assert_eq!(
         by_alias.texts(".trace-list tbody tr td:nth-child(2)"),
@@ -240,7 +254,10 @@ async fn grouping_rename_merge_split_and_archive_keep_counts_and_lose_no_code() 
     )
     .await;
     assert_eq!(status, 303);
-    assert_eq!(rows_by_code(&codebook_json(&app, &admin).await)["tone"].0, "");
+    assert_eq!(
+        rows_by_code(&codebook_json(&app, &admin).await)["tone"].0,
+        ""
+    );
 
     // Archive: out of counts and export, every code still listed (ungrouped).
     let (status, _) = post_form(
@@ -260,8 +277,17 @@ async fn grouping_rename_merge_split_and_archive_keep_counts_and_lose_no_code() 
     assert_eq!(page.count("#archived li"), 1);
 
     // Restore brings its codes back; no annotation was rewritten along the way.
-    post_form(&app, &admin, &format!("/d/codes/codebook/modes/{tools}/restore"), &[]).await;
-    assert_eq!(rows_by_code(&codebook_json(&app, &admin).await)["wrong tool"].0, "Tool misuse");
+    post_form(
+        &app,
+        &admin,
+        &format!("/d/codes/codebook/modes/{tools}/restore"),
+        &[],
+    )
+    .await;
+    assert_eq!(
+        rows_by_code(&codebook_json(&app, &admin).await)["wrong tool"].0,
+        "Tool misuse"
+    );
     assert_eq!(
         app.count("SELECT COUNT(*) FROM annotation_codes WHERE normalized = 'hallucination'")
             .await,
@@ -273,9 +299,21 @@ async fn grouping_rename_merge_split_and_archive_keep_counts_and_lose_no_code() 
     let history = Page::parse(&app.get_text(&admin, "/d/codes/codebook/history").await.1);
     let actions = history.texts("#changes tbody tr td:nth-child(3)");
     assert_eq!(actions.len(), 9, "{actions:?}");
-    assert!(actions.iter().any(|a| a.contains("renamed \"Style\" to \"Tone of voice\"")));
-    assert!(actions.iter().any(|a| a.contains("merged \"Tone of voice\" into \"Tool misuse\"")));
-    assert!(history.text("#changes tbody tr td:nth-child(2)").starts_with("lead"));
+    assert!(
+        actions
+            .iter()
+            .any(|a| a.contains("renamed \"Style\" to \"Tone of voice\""))
+    );
+    assert!(
+        actions
+            .iter()
+            .any(|a| a.contains("merged \"Tone of voice\" into \"Tool misuse\""))
+    );
+    assert!(
+        history
+            .text("#changes tbody tr td:nth-child(2)")
+            .starts_with("lead")
+    );
 }
 
 #[tokio::test]
@@ -295,7 +333,13 @@ async fn codebook_import_is_all_or_nothing_and_idempotent() {
         "failure_mode,open_code,description\nTool misuse,wrong tool,Wrong tool chosen\nHallucination,,Made up\nStyle,Wrong  Tool,\n",
     )
     .unwrap();
-    let out = run(&["codebook", "import", bad.to_str().unwrap(), "--dataset", "Codes"]);
+    let out = run(&[
+        "codebook",
+        "import",
+        bad.to_str().unwrap(),
+        "--dataset",
+        "Codes",
+    ]);
     assert!(!out.status.success());
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(stderr.contains("line 4"), "{stderr}");
@@ -308,8 +352,18 @@ async fn codebook_import_is_all_or_nothing_and_idempotent() {
         "failure_mode,open_code,description\nTool misuse,wrong tool,Wrong tool chosen\nTool misuse,tone,\nHallucination,,Made up\n",
     )
     .unwrap();
-    let first = run(&["codebook", "import", good.to_str().unwrap(), "--dataset", "Codes"]);
-    assert!(first.status.success(), "{}", String::from_utf8_lossy(&first.stderr));
+    let first = run(&[
+        "codebook",
+        "import",
+        good.to_str().unwrap(),
+        "--dataset",
+        "Codes",
+    ]);
+    assert!(
+        first.status.success(),
+        "{}",
+        String::from_utf8_lossy(&first.stderr)
+    );
     let state = || async {
         (
             app.count("SELECT COUNT(*) FROM failure_modes").await,
@@ -320,7 +374,13 @@ async fn codebook_import_is_all_or_nothing_and_idempotent() {
     let after_first = state().await;
     // Two modes; codes: the two of the file and each mode's own name.
     assert_eq!(after_first, (2, 4, 1));
-    let again = run(&["codebook", "import", good.to_str().unwrap(), "--dataset", "Codes"]);
+    let again = run(&[
+        "codebook",
+        "import",
+        good.to_str().unwrap(),
+        "--dataset",
+        "Codes",
+    ]);
     assert!(again.status.success());
     assert!(String::from_utf8_lossy(&again.stdout).contains("nothing changed"));
     assert_eq!(state().await, after_first);
@@ -333,13 +393,33 @@ async fn codebook_import_is_all_or_nothing_and_idempotent() {
         lines.next().unwrap(),
         "failure_mode,description,open_code,traces,annotations,annotators,fail_traces"
     );
-    assert!(http.contains("\nHallucination,Made up,,0,0,0,0\n"), "{http}");
-    assert!(http.contains("\nTool misuse,Wrong tool chosen,wrong tool,3,4,3,3\n"), "{http}");
+    assert!(
+        http.contains("\nHallucination,Made up,,0,0,0,0\n"),
+        "{http}"
+    );
+    assert!(
+        http.contains("\nTool misuse,Wrong tool chosen,wrong tool,3,4,3,3\n"),
+        "{http}"
+    );
     let out_file = dir.path().join("out.csv");
-    let out = run(&["codebook", "export", "--dataset", "codes", "--out", out_file.to_str().unwrap()]);
+    let out = run(&[
+        "codebook",
+        "export",
+        "--dataset",
+        "codes",
+        "--out",
+        out_file.to_str().unwrap(),
+    ]);
     assert!(out.status.success());
     assert_eq!(std::fs::read_to_string(&out_file).unwrap(), http);
-    let json = run(&["codebook", "export", "--dataset", "codes", "--format", "json"]);
+    let json = run(&[
+        "codebook",
+        "export",
+        "--dataset",
+        "codes",
+        "--format",
+        "json",
+    ]);
     let json: Value = serde_json::from_slice(&json.stdout).unwrap();
     assert_eq!(json["rows"].as_array().unwrap().len(), 3);
 
@@ -354,8 +434,16 @@ async fn codebook_import_is_all_or_nothing_and_idempotent() {
         .unwrap();
     assert_eq!(res.status(), 200);
     let page = Page::parse(&res.text().await.unwrap());
-    assert!(page.text("#codebook-notice").contains("2 failure modes created"));
-    let other: Value = app.get(&admin, "/d/other/codebook.json").await.json().await.unwrap();
+    assert!(
+        page.text("#codebook-notice")
+            .contains("2 failure modes created")
+    );
+    let other: Value = app
+        .get(&admin, "/d/other/codebook.json")
+        .await
+        .json()
+        .await
+        .unwrap();
     assert_eq!(other["failure_modes"].as_array().unwrap().len(), 2);
 }
 
@@ -365,7 +453,10 @@ async fn the_pareto_chart_is_server_drawn_svg_without_scripts() {
     let tools = create_mode(&app, &admin, "Tool misuse").await;
     group(&app, &admin, &["wrong tool"], &tools).await;
     let res = app.get(&admin, "/d/codes/codebook").await;
-    let csp = res.headers()["content-security-policy"].to_str().unwrap().to_string();
+    let csp = res.headers()["content-security-policy"]
+        .to_str()
+        .unwrap()
+        .to_string();
     assert!(csp.contains("script-src 'self'") && !csp.contains("unsafe-inline"));
     let html = res.text().await.unwrap();
     let page = Page::parse(&html);
@@ -402,14 +493,26 @@ async fn the_trace_list_filters_by_open_code_within_the_viewers_scope() {
         vec!["c0-t2"]
     );
     assert_eq!(
-        rows(app.get_text(&bob, "/d/codes/traces?code=wrong%20tool").await.1),
+        rows(
+            app.get_text(&bob, "/d/codes/traces?code=wrong%20tool")
+                .await
+                .1
+        ),
         vec!["c0-t1"]
     );
     let (status, _) = app.get_text(&admin, "/d/codes/traces?mode=nothing").await;
     assert_eq!(status, 404);
     // Keyset pages keep the filter.
-    let page = Page::parse(&app.get_text(&admin, "/d/codes/traces?code=tone&per=10").await.1);
-    assert!(page.attr(".pager a", "href").unwrap().contains("&code=tone"));
+    let page = Page::parse(
+        &app.get_text(&admin, "/d/codes/traces?code=tone&per=10")
+            .await
+            .1,
+    );
+    assert!(
+        page.attr(".pager a", "href")
+            .unwrap()
+            .contains("&code=tone")
+    );
 }
 
 #[tokio::test]
@@ -418,7 +521,11 @@ async fn annotators_cannot_change_the_codebook_but_get_suggestions() {
     let tools = create_mode(&app, &admin, "Tool misuse").await;
     group(&app, &admin, &["wrong tool"], &tools).await;
     let ann = app.login("Ann", false).await;
-    for path in ["/d/codes/codebook", "/d/codes/codebook.csv", "/d/codes/codebook.json"] {
+    for path in [
+        "/d/codes/codebook",
+        "/d/codes/codebook.csv",
+        "/d/codes/codebook.json",
+    ] {
         assert_eq!(app.get(&ann, path).await.status(), 403, "{path}");
     }
     for path in [
@@ -463,13 +570,25 @@ async fn suggested_groupings_are_accepted_or_dismissed_in_one_action() {
             ("codes", codes),
             ("version", "0"),
         ];
-        assert_eq!(app.annotate(&ann, "codes", trace, &fields, false).await.status(), 303);
+        assert_eq!(
+            app.annotate(&ann, "codes", trace, &fields, false)
+                .await
+                .status(),
+            303
+        );
     }
-    let fragment = app.get_text(&admin, "/d/codes/codebook/suggestions").await.1;
+    let fragment = app
+        .get_text(&admin, "/d/codes/codebook/suggestions")
+        .await
+        .1;
     let page = Page::parse(&fragment);
     let clusters: Vec<String> = page.texts(".suggestion p");
     assert_eq!(clusters.len(), 2, "{clusters:?}");
-    assert!(clusters.iter().any(|c| c.contains("wrong tool") && c.contains("wrong tools")));
+    assert!(
+        clusters
+            .iter()
+            .any(|c| c.contains("wrong tool") && c.contains("wrong tools"))
+    );
 
     // Dismiss the tone one: not offered again.
     let (status, _) = post_form(
@@ -498,7 +617,11 @@ async fn suggested_groupings_are_accepted_or_dismissed_in_one_action() {
     let rows = rows_by_code(&codebook_json(&app, &admin).await);
     assert_eq!(rows["wrong tools"].0, "Wrong tool called");
     assert_eq!(rows["wrong tool"].0, "Wrong tool called");
-    let page = Page::parse(&app.get_text(&admin, "/d/codes/codebook/suggestions").await.1);
+    let page = Page::parse(
+        &app.get_text(&admin, "/d/codes/codebook/suggestions")
+            .await
+            .1,
+    );
     assert!(page.has("#no-suggestions"), "nothing left to suggest");
 }
 
