@@ -636,3 +636,30 @@ async fn the_saturation_curve_is_drawn_over_annotations_done() {
     assert_eq!(cells[0], "6 (partial block)");
     assert_eq!(cells[1..], ["2", "2", "6", "0", "100.0%"]);
 }
+
+#[tokio::test]
+async fn team_review_and_reference_labels_use_the_codebooks_failure_modes() {
+    let (app, admin) = coded_app().await;
+    let tools = create_mode(&app, &admin, "Tool misuse").await;
+    group(&app, &admin, &["wrong tool"], &tools).await;
+    // Three traces coded twice. The mode's presence per annotation: c0-t1 Ann 1, Bob 1
+    // (agree); c0-t2 Ann 1, Bob 0 (Bob wrote `tone`); c1-t1 Ann 0 (a Pass), Cid 1. By hand:
+    // agreement 1/3; Krippendorff's alpha (binary, n = 6 values, n₁ = 4, n₀ = 2, o₀₁ = 2)
+    // = 1 − (n − 1)·o₀₁ / (n₀·n₁) = 1 − 5·2/8 = −0.25.
+    let json: Value = app
+        .get(&admin, "/d/codes/agreement.json")
+        .await
+        .json()
+        .await
+        .unwrap();
+    let modes = json["failure_modes"].as_array().unwrap();
+    assert_eq!(modes.len(), 1, "{json}");
+    assert_eq!(modes[0]["name"], "Tool misuse");
+    assert_eq!(modes[0]["items"], 3, "{json}");
+    assert!((modes[0]["percent_agreement"].as_f64().unwrap() - 1.0 / 3.0).abs() < 1e-9);
+    assert!((modes[0]["krippendorff_alpha"].as_f64().unwrap() + 0.25).abs() < 1e-9);
+    // The unanimous c0-t1 label carries the mode.
+    let csv = app.get_text(&admin, "/d/codes/reference.csv").await.1;
+    let line = csv.lines().find(|l| l.starts_with("c0-t1,")).expect(&csv);
+    assert!(line.contains("Fail,Tool misuse"), "{line}");
+}

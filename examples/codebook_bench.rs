@@ -1,0 +1,202 @@
+//! Benchmark of the codebook's reads at scale: a SQLite dataset of `--traces` traces
+//! (default 1,000,000) with `--annotations` current annotations (100,000, by 20 annotators,
+//! two thirds Fail) carrying 1–2 open codes each over `--codes` distinct codes (10,000);
+//! 20 failure modes group the first 2,000 codes.
+//!
+//! `cargo run --release --example codebook_bench [-- --traces N --annotations N --codes N]`
+//!
+//! Traces are imported through the real import path (small rows: the codebook never reads
+//! them); annotations and code rows are written with bulk SQL in the same shape saves write.
+//! Timed, after one warm-up, over 30 runs each: the codebook page's queries (counts per code,
+//! per mode and per annotator, totals, the 300 most used codes' spellings — everything the
+//! page shows but the rendering), the export (queries + CSV), the annotators' suggestion
+//! list, and the suggested groupings (queries + clustering of the ungrouped codes).
+
+use std::time::{Duration, Instant};
+
+use tracecoder::codebook;
+use tracecoder::db::{Db, codebook as store, users};
+use tracecoder::import;
+
+fn arg(name: &str, default: i64) -> i64 {
+    let args: Vec<String> = std::env::args().collect();
+    args.iter()
+        .position(|a| a == name)
+        .and_then(|i| args.get(i + 1))
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(default)
+}
+
+fn summary(label: &str, mut samples: Vec<Duration>) {
+    samples.sort();
+    let at =
+        |p: f64| samples[((samples.len() as f64 * p).ceil() as usize).clamp(1, samples.len()) - 1];
+    let ms = |d: Duration| d.as_secs_f64() * 1000.0;
+    println!(
+        "{label:<34} n={:<3} p50 {:>8.1} ms  p95 {:>8.1} ms  p99 {:>8.1} ms",
+        samples.len(),
+        ms(at(0.50)),
+        ms(at(0.95)),
+        ms(at(0.99))
+    );
+}
+
+fn peak_rss_mib() -> f64 {
+    std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find(|l| l.starts_with("VmHWM:"))
+                .and_then(|l| l.split_whitespace().nth(1)?.parse::<f64>().ok())
+        })
+        .map_or(0.0, |kb| kb / 1024.0)
+}
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    let traces = arg("--traces", 1_000_000);
+    let annotations = arg("--annotations", 100_000);
+    let codes = arg("--codes", 10_000);
+    let dir = tempfile::tempdir()?;
+    let url = format!(
+        "sqlite://{}?mode=rwc",
+        dir.path().join("bench.db").display()
+    );
+    let db = Db::connect(&url, Duration::from_secs(10)).await?;
+
+    let started = Instant::now();
+    let mut csv = String::from("trace_id,flow_session,turn_number,user_message,ai_response\n");
+    for i in 0..traces {
+        csv.push_str(&format!(
+            "t{i},c{},{},question {i},answer {i}\n",
+            i / 4,
+            i % 4 + 1
+        ));
+    }
+    let pending = import::register(&db, "Bench", "bench.csv", None, csv.len() as i64).await?;
+    import::run(&db, &pending, std::io::Cursor::new(csv.into_bytes()), None).await?;
+    let dataset = pending.dataset_id;
+    let mut user_ids = Vec::new();
+    for n in 0..20 {
+        let (name, email) = (format!("A{n}"), format!("a{n}@bench"));
+        let who = users::SignIn {
+            issuer: "bench",
+            subject: &name,
+            email: &email,
+            name: &name,
+            email_verified: true,
+        };
+        user_ids.push(users::upsert(&db, &who, false).await?.id.0);
+    }
+    let first_user = user_ids[0];
+    let mut tx = db.begin_write().await?;
+    // Each trace annotated once, by one of 20 annotators; two thirds Fail.
+    sqlx::query(&format!(
+        "INSERT INTO annotations (trace_pk, dataset_id, user_id, sort_key, verdict,
+             first_failure_note, comments, version, created_at, updated_at)
+         SELECT t.id, t.dataset_id, {first_user} + (t.id % 20), t.sort_key,
+                CASE WHEN t.id % 3 = 0 THEN 'pass' ELSE 'fail' END, 'note ' || t.id, '', 1, t.id, t.id
+         FROM traces t WHERE t.dataset_id = $1 ORDER BY t.sort_key LIMIT $2"
+    ))
+    .bind(dataset)
+    .bind(annotations)
+    .execute(&mut *tx)
+    .await?;
+    // Codes on the Fail annotations: one, and a second on every other; skewed towards low
+    // numbers (a few codes are common, most are rare), `codes` distinct in all.
+    for (position, multiplier, filter) in [(0, 7919, ""), (1, 104_729, "AND a.id % 2 = 0")] {
+        sqlx::query(&format!(
+            "INSERT INTO annotation_codes (annotation_id, dataset_id, trace_pk, user_id, sort_key,
+                 fail, position, code, normalized)
+             SELECT a.id, a.dataset_id, a.trace_pk, a.user_id, a.sort_key, 1, {position},
+                    'code ' || ((a.id * {multiplier}) % ((a.id % 97) * {codes} / 96 + 1)),
+                    'code ' || ((a.id * {multiplier}) % ((a.id % 97) * {codes} / 96 + 1))
+             FROM annotations a WHERE a.dataset_id = $1 AND a.verdict = 'fail' {filter}
+             ON CONFLICT DO NOTHING"
+        ))
+        .bind(dataset)
+        .execute(&mut *tx)
+        .await?;
+    }
+    tx.commit().await?;
+    // 20 modes over the first 2,000 codes.
+    let mut file = String::from("failure_mode,open_code\n");
+    for c in 0..2000 {
+        file.push_str(&format!("Mode {},code {c}\n", c % 20));
+    }
+    codebook::import(&db, dataset, "bench", file.as_bytes())
+        .await?
+        .map_err(|p| anyhow::anyhow!("{p:?}"))?;
+    sqlx::query("ANALYZE").execute(db.writer()).await?;
+    let distinct: i64 = sqlx::query_scalar(
+        "SELECT COUNT(DISTINCT normalized) FROM annotation_codes WHERE dataset_id = $1",
+    )
+    .bind(dataset)
+    .fetch_one(db.reader())
+    .await?;
+    let uses: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM annotation_codes")
+        .fetch_one(db.reader())
+        .await?;
+    println!(
+        "seeded {traces} traces, {annotations} annotations, {uses} code uses, {distinct} distinct codes in {:.1} s",
+        started.elapsed().as_secs_f64()
+    );
+
+    let runs = 30;
+    let mut page = Vec::new();
+    let mut export = Vec::new();
+    let mut suggest = Vec::new();
+    let mut grouping = Vec::new();
+    for run in 0..=runs {
+        let t = Instant::now();
+        let overview = codebook::overview(&db, dataset).await?;
+        let top: Vec<&str> = overview
+            .codes
+            .iter()
+            .take(300)
+            .map(|c| c.counts.code.as_str())
+            .collect();
+        store::spellings(&db, dataset, &top).await?;
+        let page_time = t.elapsed();
+        let t = Instant::now();
+        let overview = codebook::overview(&db, dataset).await?;
+        let bytes = codebook::export_csv(&codebook::export_rows(&overview), false)?;
+        let export_time = t.elapsed();
+        let t = Instant::now();
+        let scope =
+            tracecoder::db::scope::Scope::everyone(dataset, tracecoder::domain::UserId(first_user));
+        codebook::suggestions_for(&db, &scope).await?;
+        let suggest_time = t.elapsed();
+        if run > 0 {
+            page.push(page_time);
+            export.push(export_time);
+            suggest.push(suggest_time);
+        }
+        if run == 0 {
+            println!(
+                "export: {} bytes, {} rows",
+                bytes.len(),
+                codebook::export_rows(&overview).len()
+            );
+        }
+        if run < 4 {
+            let t = Instant::now();
+            let clusters = codebook::suggestions(&db, dataset, &overview).await?;
+            if run > 0 {
+                grouping.push(t.elapsed());
+            } else {
+                println!(
+                    "suggested groupings: {} clusters over {} ungrouped codes",
+                    clusters.len(),
+                    overview.ungrouped.codes.len()
+                );
+            }
+        }
+    }
+    summary("codebook page (queries)", page);
+    summary("codebook export (CSV)", export);
+    summary("annotator suggestions (codes.json)", suggest);
+    summary("suggested groupings", grouping);
+    println!("peak RSS {:.0} MiB", peak_rss_mib());
+    Ok(())
+}
