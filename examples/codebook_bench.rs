@@ -181,14 +181,14 @@ async fn main() -> anyhow::Result<()> {
         }
         if run < 4 {
             let t = Instant::now();
-            let clusters = codebook::suggestions(&db, dataset, &overview).await?;
+            let (clusters, ungrouped) = codebook::suggestions(&db, dataset).await?;
             if run > 0 {
                 grouping.push(t.elapsed());
             } else {
                 println!(
                     "suggested groupings: {} clusters over {} ungrouped codes",
                     clusters.len(),
-                    overview.ungrouped.codes.len()
+                    ungrouped
                 );
             }
         }

@@ -8,7 +8,6 @@ use clap::{Subcommand, ValueEnum};
 
 use crate::codebook;
 use crate::db::{Db, datasets};
-use crate::web::codebook::import_notice;
 
 #[derive(Subcommand, Debug)]
 pub enum CodebookAction {
@@ -90,7 +89,7 @@ pub async fn codebook(db: &Db, action: CodebookAction) -> anyhow::Result<ExitCod
             };
             match codebook::import(db, ds.id, "command line", &data).await? {
                 Ok(summary) => {
-                    println!("{}", import_notice(&summary));
+                    println!("{}", codebook::import_notice(&summary));
                     Ok(ExitCode::SUCCESS)
                 }
                 Err(problems) => {

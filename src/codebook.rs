@@ -51,6 +51,15 @@ pub struct Overview {
     pub annotators: Vec<(UserId, String)>,
 }
 
+/// The ids of the modes that are not archived.
+fn active_modes(modes: &[Mode]) -> HashSet<ModeId> {
+    modes
+        .iter()
+        .filter(|m| !m.archived())
+        .map(|m| m.id)
+        .collect()
+}
+
 fn share(part: i64, whole: i64) -> Option<f64> {
     (whole > 0).then(|| part as f64 / whole as f64)
 }
@@ -66,11 +75,7 @@ pub async fn overview(db: &Db, dataset: DatasetId) -> Result<Overview, sqlx::Err
         .iter()
         .map(|(id, email, _, _)| (*id, email.clone()))
         .collect();
-    let active: HashSet<ModeId> = modes
-        .iter()
-        .filter(|m| !m.archived())
-        .map(|m| m.id)
-        .collect();
+    let active = active_modes(&modes);
     let codes: Vec<CodeRow> = counts
         .into_iter()
         .map(|c| CodeRow {
@@ -78,17 +83,24 @@ pub async fn overview(db: &Db, dataset: DatasetId) -> Result<Overview, sqlx::Err
             counts: c,
         })
         .collect();
+    // Each mode's codes in use, most traces first; codes of no active mode under `None`
+    // (an archived mode also lists its own, for the archive section).
+    let mut codes_of: HashMap<Option<ModeId>, Vec<String>> = HashMap::new();
+    for c in &codes {
+        let code = c.counts.code.clone();
+        match c.mode {
+            Some(m) if active.contains(&m) => codes_of.entry(Some(m)).or_default().push(code),
+            Some(m) => {
+                codes_of.entry(Some(m)).or_default().push(code.clone());
+                codes_of.entry(None).or_default().push(code);
+            }
+            None => codes_of.entry(None).or_default().push(code),
+        }
+    }
     let row = |mode: Mode, key: Option<ModeId>| {
         let fail_traces = mode_counts.fail_traces.get(&key).copied().unwrap_or(0);
         ModeRow {
-            codes: codes
-                .iter()
-                .filter(|c| match key {
-                    Some(id) => c.mode == Some(id),
-                    None => !c.mode.is_some_and(|m| active.contains(&m)),
-                })
-                .map(|c| c.counts.code.clone())
-                .collect(),
+            codes: codes_of.get(&key).cloned().unwrap_or_default(),
             fail_traces,
             share_of_failures: share(fail_traces, totals.fail_traces),
             share_of_annotated: share(fail_traces, totals.annotated_traces),
@@ -303,40 +315,38 @@ pub async fn saturation_curve(
     Ok(saturation::saturation_curve(annotations, size))
 }
 
-/// Suggested groupings of the codes in no active mode, minus the dismissed ones.
+/// Suggested groupings of the codes in no active mode, minus the dismissed ones; and how
+/// many codes were ungrouped. Reads only the counts per code and the grouping.
 pub async fn suggestions(
     db: &Db,
     dataset: DatasetId,
-    overview: &Overview,
-) -> Result<Vec<Cluster>, sqlx::Error> {
+) -> Result<(Vec<Cluster>, usize), sqlx::Error> {
     let dismissed: HashSet<String> = codebook::dismissed(db, dataset)
         .await?
         .into_iter()
         .collect();
-    let ungrouped: HashSet<&str> = overview
-        .ungrouped
-        .codes
-        .iter()
-        .map(String::as_str)
-        .collect();
-    let input: Vec<code_clusters::CodeCount> = overview
-        .codes
-        .iter()
-        .filter(|c| ungrouped.contains(c.counts.code.as_str()))
+    let grouping = codebook::grouping(db, dataset).await?;
+    let active = active_modes(&codebook::modes(db, dataset).await?);
+    let input: Vec<code_clusters::CodeCount> = codebook::code_counts(db, dataset)
+        .await?
+        .into_iter()
+        .filter(|c| !grouping.get(&c.code).is_some_and(|m| active.contains(m)))
         .map(|c| code_clusters::CodeCount {
-            code: c.counts.code.clone(),
-            uses: c.counts.annotations as u64,
+            code: c.code,
+            uses: c.annotations as u64,
         })
         .collect();
+    let ungrouped = input.len();
     let clusters = tokio::task::spawn_blocking(move || {
         code_clusters::suggest_clusters(&input, &ClusterParams::default())
     })
     .await
     .map_err(|e| sqlx::Error::Protocol(format!("clustering: {e}")))?;
-    Ok(clusters
+    let clusters = clusters
         .into_iter()
         .filter(|c| !dismissed.contains(&suggestion_key(c)))
-        .collect())
+        .collect();
+    Ok((clusters, ungrouped))
 }
 
 /// How a dismissed suggestion is remembered: its codes, sorted, one per line.
@@ -438,4 +448,16 @@ pub async fn suggestions_for(db: &Db, scope: &Scope) -> Result<Vec<Suggestion>, 
     }
     out.truncate(MAX_SUGGESTIONS);
     Ok(out)
+}
+
+/// What a codebook import did, in words (the page's notice and the command's output).
+pub fn import_notice(summary: &ImportSummary) -> String {
+    if summary.changed_nothing() {
+        "Imported: the codebook already had all of it; nothing changed.".into()
+    } else {
+        format!(
+            "Imported: {} failure modes created, {} descriptions set, {} codes grouped.",
+            summary.modes_created, summary.descriptions_set, summary.codes_grouped
+        )
+    }
 }

@@ -107,6 +107,33 @@ pub enum PageCursor {
     Before(i64),
 }
 
+impl PageCursor {
+    /// The keyset comparison, the order of the walk and the key, for `sort_key {cmp} $k
+    /// ORDER BY sort_key {order}`.
+    fn keyset(self) -> (&'static str, &'static str, i64) {
+        match self {
+            PageCursor::After(k) => (">", "ASC", k),
+            PageCursor::Before(k) => ("<", "DESC", k),
+        }
+    }
+
+    /// Rows walked backwards come nearest first: put them back in reading order.
+    fn in_reading_order<T>(self, rows: &mut [T]) {
+        if matches!(self, PageCursor::Before(_)) {
+            rows.reverse();
+        }
+    }
+}
+
+/// SQL columns: the viewer's own note and codes on a list row, from annotation `a` (codes
+/// by the primary key prefix of `annotation_codes`; NULL, no codes, without an annotation).
+fn own_note_and_codes(db: &Db) -> String {
+    format!(
+        "SUBSTR(COALESCE(a.first_failure_note, ''), 1, 200) AS note, {} AS codes",
+        super::codes::codes_of(db.backend(), "a.id")
+    )
+}
+
 const TRACE_COLUMNS: &str = "t.id, t.dataset_id, t.trace_id, t.sort_key, t.flow_session, \
     t.turn_number, t.total_turns, t.user_message, t.ai_response, t.tool_calls, t.metadata";
 
@@ -163,17 +190,9 @@ pub async fn list_page(
     cursor: PageCursor,
     limit: i64,
 ) -> Result<Vec<ListRow>, sqlx::Error> {
-    let (cmp, order, key) = match cursor {
-        PageCursor::After(k) => (">", "ASC", k),
-        PageCursor::Before(k) => ("<", "DESC", k),
-    };
+    let (cmp, order, key) = cursor.keyset();
     let visible = scope.traces("t");
-    // The viewer's own note and codes on each row (codes by the primary key prefix of
-    // `annotation_codes`; NULL, no codes, when the row has no annotation).
-    let note_codes = format!(
-        "SUBSTR(COALESCE(a.first_failure_note, ''), 1, 200) AS note, {} AS codes",
-        super::codes::codes_of(db.backend(), "a.id")
-    );
+    let note_codes = own_note_and_codes(db);
     // Everything at or below the low-water mark is annotated: the to-do walk starts above
     // it (or stops at it, going backwards) instead of stepping over, say, 100,000 annotated
     // traces. Read inside the statement, so a page stays one query.
@@ -249,9 +268,7 @@ pub async fn list_page(
         .bind(limit)
         .fetch_all(db.reader())
         .await?;
-    if matches!(cursor, PageCursor::Before(_)) {
-        rows.reverse();
-    }
+    cursor.in_reading_order(&mut rows);
     Ok(rows)
 }
 
@@ -282,17 +299,9 @@ pub async fn coded_page(
     cursor: PageCursor,
     limit: i64,
 ) -> Result<Vec<ListRow>, sqlx::Error> {
-    let (cmp, order, key) = match cursor {
-        PageCursor::After(k) => (">", "ASC", k),
-        PageCursor::Before(k) => ("<", "DESC", k),
-    };
+    let (cmp, order, key) = cursor.keyset();
     let visible = scope.traces("t");
-    // The viewer's own note and codes on each row (codes by the primary key prefix of
-    // `annotation_codes`; NULL, no codes, when the row has no annotation).
-    let note_codes = format!(
-        "SUBSTR(COALESCE(a.first_failure_note, ''), 1, 200) AS note, {} AS codes",
-        super::codes::codes_of(db.backend(), "a.id")
-    );
+    let note_codes = own_note_and_codes(db);
     let code = match coded.by {
         CodedBy::Code(_) => "c.normalized = $5",
         CodedBy::Mode(_) => {
@@ -329,8 +338,6 @@ pub async fn coded_page(
         CodedBy::Mode(mode) => query.bind(*mode),
     };
     let mut rows: Vec<ListRow> = query.fetch_all(db.reader()).await?;
-    if matches!(cursor, PageCursor::Before(_)) {
-        rows.reverse();
-    }
+    cursor.in_reading_order(&mut rows);
     Ok(rows)
 }

@@ -13,7 +13,7 @@ use axum::routing::{get, post};
 use serde::Deserialize;
 
 use crate::codebook::{self, CodeRow, ModeRow, Overview, Suggestion};
-use crate::db::codebook::{self as store, Change, Edit, ExampleNote, ImportSummary, Refused};
+use crate::db::codebook::{self as store, Change, Edit, ExampleNote, Refused};
 use crate::domain::code_clusters::Cluster;
 use crate::domain::codebook::{FileProblem, ParetoBar, pareto, parse_description, parse_mode_name};
 use crate::domain::saturation::Block;
@@ -467,11 +467,10 @@ async fn suggestions(
     at: InDataset,
 ) -> AppResult<SuggestionsSection> {
     let started = std::time::Instant::now();
-    let overview = codebook::overview(&state.db, at.dataset.id).await?;
-    let clusters = codebook::suggestions(&state.db, at.dataset.id, &overview).await?;
+    let (clusters, ungrouped) = codebook::suggestions(&state.db, at.dataset.id).await?;
     Ok(SuggestionsSection {
         ds_slug: at.dataset.slug,
-        ungrouped: overview.ungrouped.codes.len(),
+        ungrouped,
         clusters,
         millis: started.elapsed().as_millis(),
     })
@@ -636,7 +635,7 @@ async fn import(
                 &state,
                 &at,
                 String::new(),
-                Notice::ok(import_notice(&summary)),
+                Notice::ok(codebook::import_notice(&summary)),
                 Vec::new(),
             )
             .await?;
@@ -648,18 +647,6 @@ async fn import(
                 render_page(&state, &at, String::new(), Notice::error(message), problems).await?;
             Ok((StatusCode::UNPROCESSABLE_ENTITY, page).into_response())
         }
-    }
-}
-
-/// What an import did, in words.
-pub fn import_notice(summary: &ImportSummary) -> String {
-    if summary.changed_nothing() {
-        "Imported: the codebook already had all of it; nothing changed.".into()
-    } else {
-        format!(
-            "Imported: {} failure modes created, {} descriptions set, {} codes grouped.",
-            summary.modes_created, summary.descriptions_set, summary.codes_grouped
-        )
     }
 }
 
