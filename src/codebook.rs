@@ -304,15 +304,18 @@ pub async fn import(
     }
 }
 
-/// The saturation curve of the dataset's current annotations, in blocks of `block`.
+/// The saturation curve of the dataset's current annotations in about `blocks` blocks (a
+/// block size within `range`), and the block size used.
 pub async fn saturation_curve(
     db: &Db,
     dataset: DatasetId,
-    block: usize,
-) -> Result<Vec<Block>, sqlx::Error> {
+    blocks: usize,
+    range: (usize, usize),
+) -> Result<(Vec<Block>, usize), sqlx::Error> {
     let annotations = codebook::codes_in_order(db, dataset).await?;
-    let size = std::num::NonZeroUsize::new(block.max(1)).expect("at least 1");
-    Ok(saturation::saturation_curve(annotations, size))
+    let block = (annotations.len() / blocks.max(1)).clamp(range.0.max(1), range.1.max(1));
+    let size = std::num::NonZeroUsize::new(block).expect("at least 1");
+    Ok((saturation::saturation_curve(annotations, size), block))
 }
 
 /// Suggested groupings of the codes in no active mode, minus the dismissed ones; and how

@@ -29,8 +29,10 @@ use crate::web::urls;
 const MAX_CODEBOOK_FILE: usize = 8 * 1024 * 1024;
 /// Codes listed on the page at once; a search narrows the rest.
 const CODES_SHOWN: usize = 300;
-/// Annotations per block of the saturation curve.
-const SATURATION_BLOCK: usize = 50;
+/// The saturation curve aims at this many blocks: a block is a twentieth of the
+/// annotations, at least 10 and at most 500 annotations.
+const SATURATION_BLOCKS: usize = 20;
+const SATURATION_BLOCK_RANGE: (usize, usize) = (10, 500);
 
 /// Leads only (guarded by `RequireAdmin` in `web`).
 pub fn lead_router() -> Router<AppState> {
@@ -533,11 +535,14 @@ impl SaturationSection {
 }
 
 async fn saturation(State(state): State<AppState>, at: InDataset) -> AppResult<SaturationSection> {
-    let blocks = codebook::saturation_curve(&state.db, at.dataset.id, SATURATION_BLOCK).await?;
-    Ok(SaturationSection {
-        blocks,
-        block: SATURATION_BLOCK,
-    })
+    let (blocks, block) = codebook::saturation_curve(
+        &state.db,
+        at.dataset.id,
+        SATURATION_BLOCKS,
+        SATURATION_BLOCK_RANGE,
+    )
+    .await?;
+    Ok(SaturationSection { blocks, block })
 }
 
 #[derive(Template, WebTemplate)]
