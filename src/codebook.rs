@@ -401,9 +401,8 @@ pub async fn suggestions_for(db: &Db, scope: &Scope) -> Result<Vec<Suggestion>, 
         .collect();
     let mut out: Vec<Suggestion> = Vec::new();
     let mut offered: HashSet<String> = HashSet::new();
-    let mut mode_list: Vec<&&Mode> = active.values().collect();
-    mode_list.sort_by_key(|m| m.name.to_lowercase());
-    for m in mode_list {
+    // `modes` come ordered by name.
+    for m in modes.iter().filter(|m| !m.archived()) {
         let key = crate::domain::codebook::mode_key(&m.name);
         offered.insert(key.clone());
         out.push(Suggestion {

@@ -460,7 +460,7 @@ async fn apply_on(
             };
             changed = Some(mode);
             let mut parts = Vec::new();
-            if mode_key(&old.name) != mode_key(&name) || old.name != name {
+            if old.name != name {
                 if let Some(other) = mode_by_name_on(tx, dataset, &name).await?
                     && other.id != mode
                 {
