@@ -26,22 +26,46 @@ pub enum Decided {
     Skip,
 }
 
+/// What kind of entry a decision-log row is (stored as `save` / `skip`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DecisionKind {
+    Save,
+    Skip,
+}
+
+impl DecisionKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            DecisionKind::Save => "save",
+            DecisionKind::Skip => "skip",
+        }
+    }
+
+    pub fn from_stored(raw: &str) -> Option<DecisionKind> {
+        match raw {
+            "save" => Some(DecisionKind::Save),
+            "skip" => Some(DecisionKind::Skip),
+            _ => None,
+        }
+    }
+}
+
 /// One entry of the decision log.
 #[derive(Debug, Clone, FromRow)]
 pub struct Decision {
     pub id: i64,
     pub trace_pk: TracePk,
     pub sort_key: SortKey,
-    pub kind: String,
+    pub kind: DecisionKind,
     pub version: i64,
     pub base: i64,
 }
 
 impl Decision {
     pub fn decided(&self) -> Decided {
-        match self.kind.as_str() {
-            "skip" => Decided::Skip,
-            _ => Decided::Save {
+        match self.kind {
+            DecisionKind::Skip => Decided::Skip,
+            DecisionKind::Save => Decided::Save {
                 version: self.version,
                 base: self.base,
             },
@@ -58,8 +82,8 @@ pub(crate) async fn record(
     by: SessionTag,
 ) -> Result<(), sqlx::Error> {
     let (kind, version, base) = match decided {
-        Decided::Save { version, base } => ("save", version, base),
-        Decided::Skip => ("skip", 0, 0),
+        Decided::Save { version, base } => (DecisionKind::Save, version, base),
+        Decided::Skip => (DecisionKind::Skip, 0, 0),
     };
     sqlx::query(
         "INSERT INTO decisions (user_id, dataset_id, trace_pk, sort_key, kind, version, base,

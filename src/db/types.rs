@@ -80,6 +80,7 @@ macro_rules! text_enum {
 
 text_enum!(Verdict, "verdict");
 text_enum!(ImportState, "import state");
+text_enum!(super::decisions::DecisionKind, "decision kind");
 
 /// A JSON document in a TEXT column (tool calls, metadata, column lists, row errors).
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
