@@ -193,7 +193,46 @@ async fn main() -> anyhow::Result<()> {
             }
         }
     }
+    // Where the page's time goes: each of its queries alone.
+    let mut parts: Vec<(&str, Vec<Duration>)> = [
+        "  counts per code",
+        "  failure modes + grouping",
+        "  fail traces per mode / annotator",
+        "  totals (annotated, failed)",
+        "  spellings of 300 codes",
+    ]
+    .into_iter()
+    .map(|l| (l, Vec::new()))
+    .collect();
+    let top: Vec<String> = store::code_counts(&db, dataset)
+        .await?
+        .into_iter()
+        .take(300)
+        .map(|c| c.code)
+        .collect();
+    let top: Vec<&str> = top.iter().map(String::as_str).collect();
+    for _ in 0..10 {
+        let t = Instant::now();
+        store::code_counts(&db, dataset).await?;
+        parts[0].1.push(t.elapsed());
+        let t = Instant::now();
+        store::modes(&db, dataset).await?;
+        store::grouping(&db, dataset).await?;
+        parts[1].1.push(t.elapsed());
+        let t = Instant::now();
+        store::mode_counts(&db, dataset).await?;
+        parts[2].1.push(t.elapsed());
+        let t = Instant::now();
+        store::totals(&db, dataset).await?;
+        parts[3].1.push(t.elapsed());
+        let t = Instant::now();
+        store::spellings(&db, dataset, &top).await?;
+        parts[4].1.push(t.elapsed());
+    }
     summary("codebook page (queries)", page);
+    for (label, samples) in parts {
+        summary(label, samples);
+    }
     summary("codebook export (CSV)", export);
     summary("annotator suggestions (codes.json)", suggest);
     summary("suggested groupings", grouping);
