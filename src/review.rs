@@ -8,7 +8,7 @@ use serde::Serialize;
 
 use crate::db::Db;
 use crate::db::review::{self, Adjudication, Coded};
-use crate::domain::agreement::{self, BootstrapConfig, BootstrapInterval, Strength};
+use crate::domain::agreement::{self, BootstrapConfig, BootstrapInterval, Statistic, Strength};
 use crate::domain::judge_stats::{Split, SplitPercents, stratified_split};
 use crate::domain::review::{AgreementReport, Items, Label, TraceLabels};
 use crate::domain::{AnnotationId, DatasetId, SortKey, TracePk, UserId, Verdict};
@@ -147,20 +147,20 @@ pub async fn agreement(db: &Db, dataset: DatasetId) -> Result<Agreement, sqlx::E
     let report = crate::domain::review::report(&items, &emails);
     let config = BootstrapConfig::default();
     Ok(Agreement {
-        percent_interval: agreement::bootstrap_interval(
+        percent_interval: agreement::bootstrap_agreement(
             &items.verdict,
             config,
-            agreement::percent_agreement,
+            Statistic::PercentAgreement,
         ),
-        fleiss_interval: agreement::bootstrap_interval(
+        fleiss_interval: agreement::bootstrap_agreement(
             &items.complete,
             config,
-            agreement::fleiss_kappa,
+            Statistic::FleissKappa,
         ),
-        alpha_interval: agreement::bootstrap_interval(
+        alpha_interval: agreement::bootstrap_agreement(
             &items.verdict,
             config,
-            agreement::krippendorff_alpha,
+            Statistic::KrippendorffAlpha,
         ),
         report,
     })

@@ -6,6 +6,7 @@ mod load;
 mod procs;
 mod report;
 mod setup;
+mod team;
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, ExitCode};
@@ -68,8 +69,8 @@ struct Args {
     /// The `tracecoder` binary [default: built by cargo next to this program].
     #[arg(long)]
     bin: Option<PathBuf>,
-    /// Phases to leave out while developing (comma separated): single, lists, concurrent,
-    /// uploads, export.
+    /// Phases to leave out while developing (comma separated): single, lists, team,
+    /// concurrent, uploads, export.
     #[arg(long, value_delimiter = ',')]
     skip: Vec<String>,
 }
@@ -306,6 +307,24 @@ async fn run_backend(
         r.lists = list_pages(&http, &me, &db, dataset.id, args.scale).await;
     }
 
+    if args.runs("team") {
+        step("team review: the queue under an assignment, the agreement page");
+        let res = team::run(team::Phase {
+            bin,
+            url: &url,
+            http: &http,
+            db: &db,
+            me: &me,
+            admin: &admin,
+            dataset: dataset.id,
+            slug: DATASET,
+            scale: args.scale,
+            max_requests: 5_000.min((args.scale - r.annotations) / 8),
+        })
+        .await;
+        r.team = note(&mut r.problems, "team review", res);
+    }
+
     for n in [100usize, 500] {
         if !args.runs("concurrent") {
             break;
@@ -383,7 +402,7 @@ async fn run_backend(
     Ok(r)
 }
 
-fn print_stats(indent: &str, s: Option<&load::Stats>) {
+pub(crate) fn print_stats(indent: &str, s: Option<&load::Stats>) {
     if let Some(s) = s {
         eprintln!(
             "{indent}{} ok, {} errors, {:.0}/s, p50 {:.2} ms, p95 {:.2} ms, p99 {:.2} ms, max {:.1} ms{}",

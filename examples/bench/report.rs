@@ -28,6 +28,8 @@ errors.
 - Server memory: idle under 30 MB; under the 100-annotator load under 150 MiB, and back under \
 60 MiB after a minute idle (the budget is a 1 GB VM).
 - Five concurrent form imports: none times out, annotators are not blocked.
+- Under an assignment (team review), the same Pass & Next and entering targets for an \
+assigned annotator; the agreement page over 100,000 shared annotations is measured.
 
 The same suite runs on Postgres (100,000 traces) and its figures are reported beside SQLite's.
 ";
@@ -58,6 +60,9 @@ pub struct RunResult {
     pub uploads: Option<Uploads>,
     pub exports: Vec<ProcFigure>,
     pub http_export: Option<ProcFigure>,
+    /// The team-review phase (queue under an assignment, agreement page).
+    #[serde(default)]
+    pub team: Option<Team>,
     pub rss: ServerRss,
     /// Phases that failed, with why.
     pub problems: Vec<String>,
@@ -106,6 +111,23 @@ pub struct Uploads {
 
 /// The server's resident memory (MiB). `*_anon` leaves out pages of the memory-mapped
 /// SQLite file, which the kernel can drop at any time.
+/// The team-review phase: the measuring user's queue under an assignment and the agreement
+/// page over the shared traces.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct Team {
+    pub assignees: usize,
+    pub shared: u64,
+    /// `tracecoder assign` over every trace: wall time and peak RSS.
+    pub assign_secs: f64,
+    pub assign_peak_rss_mib: f64,
+    pub enter: Stats,
+    pub single: Stats,
+    /// Annotations of the shared traces when the agreement page was timed.
+    pub shared_annotations: u64,
+    pub agreement_page: Stats,
+    pub agreement_json: Stats,
+}
+
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
 pub struct ServerRss {
     pub idle_start_mib: f64,
@@ -226,6 +248,26 @@ fn targets() -> Vec<(&'static str, Check)> {
                     Some(e.p99_ms <= s.p99_ms.max(5.0)),
                 ),
                 _ => ("—".into(), None),
+            },
+        ),
+        (
+            "Under an assignment: Pass & Next p99 < 5 ms, one annotator",
+            |r| match &r.team {
+                Some(t) => (
+                    ms(t.single.p99_ms),
+                    Some(t.single.p99_ms < 5.0 && t.single.errors == 0),
+                ),
+                None => ("—".into(), None),
+            },
+        ),
+        (
+            "Under an assignment: entering as fast as the in-flow step",
+            |r| match &r.team {
+                Some(t) => (
+                    format!("p99 {}", ms(t.enter.p99_ms)),
+                    Some(t.enter.p99_ms <= t.single.p99_ms.max(5.0) && t.enter.errors == 0),
+                ),
+                None => ("—".into(), None),
             },
         ),
         ("100 annotators: ≥ 2,000 saves/s", |r| {
@@ -398,6 +440,52 @@ fn figures(runs: &[RunResult]) -> Vec<(String, Vec<String>)> {
                 .collect(),
         ));
     }
+    let mut team = |label: &str, f: &dyn Fn(&Team) -> String| {
+        rows.push((
+            label.to_string(),
+            runs.iter()
+                .map(|r| r.team.as_ref().map_or("—".into(), f))
+                .collect(),
+        ));
+    };
+    team("Assignment: assignees, shared traces", &|t| {
+        format!("{}, {}", t.assignees, thousands(t.shared))
+    });
+    team(
+        "`tracecoder assign` over every trace: wall time, peak RSS",
+        &|t| format!("{:.1} s, {:.0} MiB", t.assign_secs, t.assign_peak_rss_mib),
+    );
+    team(
+        "Under an assignment: enter `/next`, p50 / p95 / p99",
+        &|t| lat(&t.enter),
+    );
+    team("Under an assignment: Pass & Next, p50 / p95 / p99", &|t| {
+        lat(&t.single)
+    });
+    team(
+        "Under an assignment: Pass & Next requests, errors, saves/s",
+        &|t| {
+            format!(
+                "{}, {}, {}/s",
+                t.single.count,
+                errors(&t.single),
+                rate(t.single.per_sec)
+            )
+        },
+    );
+    team(
+        "Agreement page (`/agreement`) over shared annotations, p50 / p95 / p99",
+        &|t| {
+            format!(
+                "{}: {}",
+                thousands(t.shared_annotations),
+                lat(&t.agreement_page)
+            )
+        },
+    );
+    team("`agreement.json`, p50 / p95 / p99 (errors)", &|t| {
+        format!("{} ({})", lat(&t.agreement_json), errors(&t.agreement_json))
+    });
     for n in [100usize, 500] {
         let mut add = |label: String, f: &dyn Fn(&Concurrent) -> String| {
             rows.push((
@@ -676,6 +764,15 @@ request gives up after 30 s (counted as an error).
 9. **Export.** `tracecoder export --dataset bench --format csv|jsonl --all-traces` (every trace, \
    with every annotation), rows/s over the process wall time, peak RSS from `wait4`; the same for \
    the 100,000-trace dataset to compare memory; and `GET /d/bench/export.csv` as admin.
-10. **Server memory.** VmRSS from `/proc/PID/status`: 2 s after start-up (idle), sampled every \
+10. **Team review.** After the list pages, `tracecoder assign` deals every trace to the \
+    measuring user and three more (25,000 shared traces, or a quarter of a smaller dataset; \
+    wall time and peak RSS of the process). The measuring user then enters the dataset and \
+    loops Pass & Next through their assigned queue exactly as in 4 and 5. Then every assignee's \
+    annotation of every shared trace is written in bulk (a Fail for about one trace in four, each \
+    annotator departing from the others on about one in ten; Fails carry one of ten codes grouped \
+    into five failure modes by an imported codebook), and an admin fetches `/d/bench/agreement` \
+    and `/d/bench/agreement.json` 30 times each (2 warm-up). `tracecoder assign --clear` then \
+    removes the assignment before the concurrent phases.
+11. **Server memory.** VmRSS from `/proc/PID/status`: 2 s after start-up (idle), sampled every \
     200 ms under load (loaded), VmHWM at the end (peak), and 5 s after the load stopped.
 ";

@@ -384,6 +384,164 @@ where
     percentile_interval(estimates, config.resamples)
 }
 
+/// A many-annotator statistic with a fast bootstrap ([`bootstrap_agreement`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Statistic {
+    PercentAgreement,
+    FleissKappa,
+    KrippendorffAlpha,
+}
+
+impl Statistic {
+    /// The statistic over `items` ([`percent_agreement`], [`fleiss_kappa`] or
+    /// [`krippendorff_alpha`]).
+    pub fn of(self, items: &[Item]) -> Result<f64, Undefined> {
+        match self {
+            Statistic::PercentAgreement => percent_agreement(items),
+            Statistic::FleissKappa => fleiss_kappa(items),
+            Statistic::KrippendorffAlpha => krippendorff_alpha(items),
+        }
+    }
+}
+
+/// Each item reduced to what the three statistics read: its number of ratings and how many
+/// fall in each category (dense columns over the categories used anywhere).
+struct CountRows {
+    width: usize,
+    ratings: Vec<u64>,
+    counts: Vec<u64>,
+}
+
+impl CountRows {
+    fn new(items: &[Item]) -> CountRows {
+        let mut used: Vec<Category> = items
+            .iter()
+            .flat_map(|item| item.ratings.iter().map(|r| r.category))
+            .collect();
+        used.sort_unstable();
+        used.dedup();
+        let width = used.len();
+        let mut counts = vec![0; items.len() * width];
+        for (i, item) in items.iter().enumerate() {
+            for r in &item.ratings {
+                let column = used.binary_search(&r.category).expect("collected above");
+                counts[i * width + column] += 1;
+            }
+        }
+        CountRows {
+            width,
+            ratings: items.iter().map(|item| item.ratings.len() as u64).collect(),
+            counts,
+        }
+    }
+
+    fn row(&self, i: usize) -> &[u64] {
+        &self.counts[i * self.width..(i + 1) * self.width]
+    }
+
+    /// The statistic over a resample given as how often each item was drawn: the same
+    /// value as [`Statistic::of`] on the resample with its items repeated (the formulas are
+    /// sums over items), without building it.
+    fn weighted(&self, statistic: Statistic, weights: &[u32]) -> Result<f64, Undefined> {
+        let drawn = || (0..weights.len()).filter(|&i| weights[i] > 0);
+        let mut totals = vec![0.0; self.width];
+        match statistic {
+            Statistic::PercentAgreement => {
+                let (mut sum, mut n) = (0.0, 0.0);
+                for i in drawn().filter(|&i| self.ratings[i] >= 2) {
+                    let m = self.ratings[i] as f64;
+                    let agreeing: u64 = self.row(i).iter().map(|&c| c * c.saturating_sub(1)).sum();
+                    let w = f64::from(weights[i]);
+                    sum += w * agreeing as f64 / (m * (m - 1.0));
+                    n += w;
+                }
+                if n == 0.0 {
+                    return Err(Undefined::NoPairableItems);
+                }
+                Ok(sum / n)
+            }
+            Statistic::FleissKappa => {
+                let mut m = None;
+                let (mut observed, mut n) = (0.0, 0.0);
+                for i in drawn() {
+                    let mi = self.ratings[i];
+                    if *m.get_or_insert(mi) != mi {
+                        return Err(Undefined::UnequalRatingCounts);
+                    }
+                    let w = f64::from(weights[i]);
+                    let squares: u64 = self.row(i).iter().map(|&c| c * c).sum();
+                    let mf = mi as f64;
+                    if mi >= 2 {
+                        observed += w * (squares as f64 - mf) / (mf * (mf - 1.0));
+                    }
+                    for (t, &c) in totals.iter_mut().zip(self.row(i)) {
+                        *t += w * c as f64;
+                    }
+                    n += w;
+                }
+                let m = m.ok_or(Undefined::NoPairableItems)? as f64;
+                if m < 2.0 {
+                    return Err(Undefined::NoPairableItems);
+                }
+                if totals.iter().filter(|&&t| t > 0.0).count() < 2 {
+                    return Err(Undefined::SingleCategory);
+                }
+                let all = m * n;
+                let expected: f64 = totals.iter().map(|&t| (t / all).powi(2)).sum();
+                Ok((observed / n - expected) / (1.0 - expected))
+            }
+            Statistic::KrippendorffAlpha => {
+                let mut diagonal = 0.0;
+                for i in drawn().filter(|&i| self.ratings[i] >= 2) {
+                    let w = f64::from(weights[i]);
+                    let pair_weight = 1.0 / (self.ratings[i] - 1) as f64;
+                    for (t, &c) in totals.iter_mut().zip(self.row(i)) {
+                        let c = c as f64;
+                        diagonal += w * c * (c - 1.0) * pair_weight;
+                        *t += w * c;
+                    }
+                }
+                let present: Vec<f64> = totals.into_iter().filter(|&t| t > 0.0).collect();
+                match present.len() {
+                    0 => return Err(Undefined::NoPairableItems),
+                    1 => return Err(Undefined::SingleCategory),
+                    _ => {}
+                }
+                let n: f64 = present.iter().sum();
+                let by_chance: f64 = present.iter().map(|nc| nc * (nc - 1.0)).sum();
+                Ok(((n - 1.0) * diagonal - by_chance) / (n * (n - 1.0) - by_chance))
+            }
+        }
+    }
+}
+
+/// [`bootstrap_interval`] for one of the many-annotator statistics, drawing the very same
+/// resamples (same seed, same draws) but counting how often each item is drawn instead of
+/// copying it: each resample costs one pass over the items and allocates nothing, so 1,000
+/// resamples of 25,000 traces take milliseconds, not seconds.
+pub fn bootstrap_agreement(
+    items: &[Item],
+    config: BootstrapConfig,
+    statistic: Statistic,
+) -> Option<BootstrapInterval> {
+    if items.is_empty() {
+        return None;
+    }
+    let rows = CountRows::new(items);
+    let mut rng = StdRng::seed_from_u64(config.seed);
+    let mut weights = vec![0u32; items.len()];
+    let estimates = (0..config.resamples)
+        .filter_map(|_| {
+            weights.iter_mut().for_each(|w| *w = 0);
+            for _ in 0..items.len() {
+                weights[rng.random_range(0..items.len())] += 1;
+            }
+            rows.weighted(statistic, &weights).ok()
+        })
+        .collect();
+    percentile_interval(estimates, config.resamples)
+}
+
 /// The 2.5th–97.5th percentile interval of bootstrap `estimates` out of `resamples` drawn
 /// (the rest were undefined); `None` when more than [`MAX_UNDEFINED_SHARE`] were undefined
 /// or none is left.
@@ -943,6 +1101,54 @@ mod tests {
         let kept = bootstrap_interval(&items, config, thrice).unwrap();
         assert!(kept.skipped > 0 && kept.skipped <= 100, "{kept:?}");
         assert_eq!(bootstrap_interval(&[], config, percent_agreement), None);
+    }
+
+    #[test]
+    fn the_fast_bootstrap_draws_the_same_intervals_as_copying_the_resamples() {
+        // Fleiss' table, an uneven set with missing ratings and a three-category set.
+        let uneven: Vec<Item> = (0..60u32)
+            .map(|i| {
+                let raters = 2 + (i % 3) as i64;
+                Item::new((0..raters).map(|a| Rating {
+                    annotator: a,
+                    category: (i * 7 + a as u32 * (i % 5)) % 3,
+                }))
+                .unwrap()
+            })
+            .collect();
+        let mut rows: Vec<&[Category]> = vec![&[0, 0]; 29];
+        rows.push(&[0, 1]);
+        let rare = complete(&rows);
+        let config = BootstrapConfig {
+            resamples: 300,
+            ..BootstrapConfig::default()
+        };
+        for items in [fleiss_1971_items(), uneven, rare] {
+            for statistic in [
+                Statistic::PercentAgreement,
+                Statistic::FleissKappa,
+                Statistic::KrippendorffAlpha,
+            ] {
+                let slow = bootstrap_interval(&items, config, |r| statistic.of(r));
+                let fast = bootstrap_agreement(&items, config, statistic);
+                match (slow, fast) {
+                    (None, None) => {}
+                    (Some(s), Some(f)) => {
+                        assert_eq!(s.skipped, f.skipped, "{statistic:?}");
+                        assert!(close(s.interval.low, f.interval.low, 1e-9), "{statistic:?}");
+                        assert!(
+                            close(s.interval.high, f.interval.high, 1e-9),
+                            "{statistic:?}"
+                        );
+                    }
+                    other => panic!("{statistic:?}: {other:?}"),
+                }
+            }
+        }
+        assert_eq!(
+            bootstrap_agreement(&[], config, Statistic::PercentAgreement),
+            None
+        );
     }
 
     #[test]

@@ -645,3 +645,92 @@ async fn saves_sign_ins_and_a_cli_import_together_never_fail() {
         20 * 15 * 3
     );
 }
+
+/// A save that cannot finish within the request timeout (another connection holds the write
+/// lock) is answered 408 with words that say to check before trying again — never a 303.
+/// Once the lock is gone the writer is not stuck: the next saves are acknowledged and on
+/// disk, and the timed-out one was either committed whole or not at all.
+#[tokio::test]
+async fn a_save_slower_than_the_request_timeout_is_not_acknowledged_and_the_writer_recovers() {
+    let app = spawn_app_with(|c| c.request_timeout = Duration::from_secs(2)).await;
+    let admin = app.login("Admin", true).await;
+    let (status, _) = app.upload(&admin, "slow", "s.csv", simple_csv(2, 2)).await;
+    assert_eq!(status, 200);
+    let traces = trace_ids(&app).await;
+    let annotator = app.login("Ann", false).await;
+
+    // An outside connection takes the write lock and keeps it past the request timeout.
+    sqlx::any::install_default_drivers();
+    let mut blocker = <sqlx::AnyConnection as sqlx::Connection>::connect(&app.database_url)
+        .await
+        .expect("outside connection");
+    let lock = match backend() {
+        "sqlite" => "BEGIN IMMEDIATE",
+        _ => "BEGIN; LOCK TABLE annotations IN EXCLUSIVE MODE",
+    };
+    sqlx::raw_sql(lock)
+        .execute(&mut blocker)
+        .await
+        .expect("lock taken");
+    let fields = [
+        ("verdict", "fail"),
+        ("note", "written while the database was locked"),
+        ("codes", "slow save"),
+        ("version", "0"),
+    ];
+    let res = app
+        .annotate(&annotator, "slow", &traces[0], &fields, false)
+        .await;
+    let status = res.status().as_u16();
+    let body = res.text().await.unwrap_or_default();
+    assert_eq!(status, 408, "a save stuck behind the lock: {body}");
+    assert!(
+        body.contains("took too long") && body.contains("whether it was saved"),
+        "the page says what to do: {body}"
+    );
+    sqlx::raw_sql("ROLLBACK")
+        .execute(&mut blocker)
+        .await
+        .expect("lock released");
+
+    // The writer goes on: a save of another trace is acknowledged and on disk.
+    let res = app
+        .annotate(
+            &annotator,
+            "slow",
+            &traces[1],
+            &[("verdict", "pass"), ("version", "0")],
+            false,
+        )
+        .await;
+    assert_eq!(res.status(), 303, "a save after the lock is released");
+    let saved: Vec<(String, String, String)> = sqlx::query_as(
+        "SELECT t.trace_id, a.verdict, a.first_failure_note FROM annotations a
+         JOIN traces t ON t.id = a.trace_pk ORDER BY t.sort_key",
+    )
+    .fetch_all(app.db.reader())
+    .await
+    .expect("annotations");
+    assert!(
+        saved.contains(&(traces[1].clone(), "pass".into(), String::new())),
+        "{saved:?}"
+    );
+    // The timed-out save: whole or absent, and saving it again gets a clear answer.
+    let first: Vec<_> = saved.iter().filter(|(t, _, _)| *t == traces[0]).collect();
+    assert!(
+        first.is_empty()
+            || first
+                == [&(
+                    traces[0].clone(),
+                    "fail".to_string(),
+                    "written while the database was locked".to_string()
+                )],
+        "{first:?}"
+    );
+    let again = app
+        .annotate(&annotator, "slow", &traces[0], &fields, false)
+        .await;
+    let expected = if first.is_empty() { 303 } else { 409 };
+    assert_eq!(again.status().as_u16(), expected, "the same save again");
+    assert_eq!(ready_status(&app).await.0, 200, "/readyz after the lock");
+}
