@@ -2,7 +2,7 @@
 //! settles, and the reference labels (the golden set) — read in bounded batches from
 //! `db::review` and computed by `domain::review`.
 
-use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::collections::{BTreeSet, HashMap};
 
 use serde::Serialize;
 
@@ -79,14 +79,13 @@ pub async fn walk_traces(
     db: &Db,
     dataset: DatasetId,
     after: i64,
-    only_shared: bool,
     modes: &Modes,
     mut each: impl FnMut(CodedTrace) -> bool,
 ) -> Result<(), sqlx::Error> {
     let mut key = (after, AnnotationId(i64::MAX));
     let mut current: Option<CodedTrace> = None;
     loop {
-        let page = review::coded_page(db, dataset, key, BATCH, only_shared).await?;
+        let page = review::coded_page(db, dataset, key, BATCH).await?;
         let last_page = (page.len() as i64) < BATCH;
         for coded in page {
             key = (coded.sort_key.0, coded.annotation_id);
@@ -130,19 +129,69 @@ impl Agreement {
     }
 }
 
+/// Annotations read per batch by [`walk_shared_labels`] (small rows).
+const RATED_BATCH: i64 = 5000;
+
+/// Walks the traces at least two people coded, in reading order from `after` (a sort key),
+/// as their annotators' labels (verdict and failure modes), calling `each` until it returns
+/// `false`: what agreement and finding disagreements need, read without notes and codes.
+pub async fn walk_shared_labels(
+    db: &Db,
+    dataset: DatasetId,
+    after: i64,
+    modes: &Modes,
+    mut each: impl FnMut(TraceLabels) -> bool,
+) -> Result<(), sqlx::Error> {
+    let mut key = (after, AnnotationId(i64::MAX));
+    let mut current: Option<TraceLabels> = None;
+    loop {
+        let page = review::rated_page(db, dataset, key, RATED_BATCH).await?;
+        let last_page = (page.len() as i64) < RATED_BATCH;
+        for rated in page {
+            key = (rated.sort_key.0, rated.annotation_id);
+            if current.as_ref().is_some_and(|t| t.trace != rated.trace_pk) {
+                let done = current.take().expect("checked");
+                if !each(done) {
+                    return Ok(());
+                }
+            }
+            current
+                .get_or_insert_with(|| TraceLabels {
+                    trace: rated.trace_pk,
+                    labels: Vec::new(),
+                })
+                .labels
+                .push((
+                    rated.user_id,
+                    Label {
+                        verdict: rated.verdict,
+                        modes: modes.of(rated.annotation_id),
+                    },
+                ));
+        }
+        if last_page {
+            if let Some(done) = current.take() {
+                each(done);
+            }
+            return Ok(());
+        }
+    }
+}
+
 /// Computes the agreement report over the traces at least two people coded.
 pub async fn agreement(db: &Db, dataset: DatasetId) -> Result<Agreement, sqlx::Error> {
     let modes = Modes::load(db, dataset).await?;
     let mut traces = Vec::new();
-    let mut emails: BTreeMap<UserId, String> = BTreeMap::new();
-    walk_traces(db, dataset, 0, true, &modes, |t| {
-        for c in &t.coded {
-            emails.entry(c.user_id).or_insert_with(|| c.email.clone());
-        }
-        traces.push(t.labels());
+    walk_shared_labels(db, dataset, 0, &modes, |t| {
+        traces.push(t);
         true
     })
     .await?;
+    let users: BTreeSet<UserId> = traces
+        .iter()
+        .flat_map(|t| t.labels.iter().map(|(u, _)| *u))
+        .collect();
+    let emails = review::emails_of(db, &users.into_iter().collect::<Vec<_>>()).await?;
     let items: Items = crate::domain::review::items(&traces, &modes.names);
     let report = crate::domain::review::report(&items, &emails);
     let config = BootstrapConfig::default();
@@ -183,27 +232,42 @@ pub async fn disagreements(
 ) -> Result<(Vec<Disagreement>, bool), sqlx::Error> {
     let modes = Modes::load(db, dataset).await?;
     let mut settled = review::latest_adjudications(db, dataset).await?;
-    let mut found = Vec::new();
+    let mut open = Vec::new();
     let mut more = false;
-    walk_traces(db, dataset, after, true, &modes, |t| {
-        if !t.labels().disagrees() {
+    walk_shared_labels(db, dataset, after, &modes, |t| {
+        if !t.disagrees() {
             return true;
         }
         let decision = settled.remove(&t.trace);
         if decision.is_some() && !include_settled {
             return true;
         }
-        if found.len() == limit {
+        if open.len() == limit {
             more = true;
             return false;
         }
-        found.push(Disagreement {
-            coded: t,
-            settled: decision,
-        });
+        open.push((t.trace, decision));
         true
     })
     .await?;
+    // Only the traces shown are read in full.
+    let mut found = Vec::with_capacity(open.len());
+    for (trace, settled) in open {
+        let coded = review::coded_trace(db, trace).await?;
+        let Some(first) = coded.first() else {
+            continue; // its annotations went away between the two reads
+        };
+        found.push(Disagreement {
+            coded: CodedTrace {
+                trace,
+                trace_id: first.trace_id.clone(),
+                sort_key: first.sort_key,
+                modes: coded.iter().map(|c| modes.of(c.annotation_id)).collect(),
+                coded,
+            },
+            settled,
+        });
+    }
     Ok((found, more))
 }
 
@@ -266,7 +330,7 @@ pub async fn reference_labels(
     let modes = Modes::load(db, dataset).await?;
     let mut decisions = review::latest_adjudications(db, dataset).await?;
     let mut labels = Vec::new();
-    walk_traces(db, dataset, 0, false, &modes, |t| {
+    walk_traces(db, dataset, 0, &modes, |t| {
         let mut annotators: Vec<String> = t.coded.iter().map(|c| c.email.clone()).collect();
         annotators.sort();
         if let Some(d) = decisions.remove(&t.trace) {

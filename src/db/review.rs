@@ -32,26 +32,19 @@ pub struct Coded {
 pub type Key = (i64, AnnotationId);
 
 /// The next `limit` current annotations of the dataset after `after`, in reading order,
-/// each trace's together (index `annotations_dataset`). `only_shared` keeps traces coded by
-/// at least two people.
+/// each trace's together (index `annotations_dataset`).
 pub async fn coded_page(
     db: &Db,
     dataset: DatasetId,
     after: Key,
     limit: i64,
-    only_shared: bool,
 ) -> Result<Vec<Coded>, sqlx::Error> {
-    let shared = if only_shared {
-        "AND EXISTS (SELECT 1 FROM annotations o WHERE o.trace_pk = a.trace_pk AND o.id <> a.id)"
-    } else {
-        ""
-    };
     sqlx::query_as(&format!(
         "SELECT a.trace_pk, a.sort_key, t.trace_id, a.id AS annotation_id, a.user_id, u.email,
                 u.name, a.verdict, a.first_failure_note, {} AS open_codes, a.comments,
                 a.updated_at
          FROM annotations a JOIN traces t ON t.id = a.trace_pk JOIN users u ON u.id = a.user_id
-         WHERE a.dataset_id = $1 AND a.sort_key >= $2 AND (a.sort_key > $2 OR a.id > $3) {shared}
+         WHERE a.dataset_id = $1 AND a.sort_key >= $2 AND (a.sort_key > $2 OR a.id > $3)
          ORDER BY a.sort_key, a.id LIMIT $4",
         codes::codes_of(db.backend(), "a.id")
     ))
@@ -61,6 +54,61 @@ pub async fn coded_page(
     .bind(limit)
     .fetch_all(db.reader())
     .await
+}
+
+/// One annotator's verdict on a trace that at least two people coded: all agreement reads.
+#[derive(Debug, Clone, Copy, FromRow)]
+pub struct Rated {
+    pub trace_pk: TracePk,
+    pub sort_key: SortKey,
+    pub annotation_id: AnnotationId,
+    pub user_id: UserId,
+    pub verdict: Verdict,
+}
+
+/// The next `limit` current annotations of traces coded by at least two people, after
+/// `after`, in reading order: [`coded_page`] of shared traces without the text, the codes
+/// and the joins (index `annotations_dataset`, one probe of the trace's annotations per row).
+pub async fn rated_page(
+    db: &Db,
+    dataset: DatasetId,
+    after: Key,
+    limit: i64,
+) -> Result<Vec<Rated>, sqlx::Error> {
+    sqlx::query_as(
+        "SELECT a.trace_pk, a.sort_key, a.id AS annotation_id, a.user_id, a.verdict
+         FROM annotations a
+         WHERE a.dataset_id = $1 AND a.sort_key >= $2 AND (a.sort_key > $2 OR a.id > $3)
+           AND EXISTS (SELECT 1 FROM annotations o WHERE o.trace_pk = a.trace_pk AND o.id <> a.id)
+         ORDER BY a.sort_key, a.id LIMIT $4",
+    )
+    .bind(dataset)
+    .bind(after.0)
+    .bind(after.1)
+    .bind(limit)
+    .fetch_all(db.reader())
+    .await
+}
+
+/// The emails of these users (primary key), by id.
+pub async fn emails_of(
+    db: &Db,
+    users: &[UserId],
+) -> Result<std::collections::BTreeMap<UserId, String>, sqlx::Error> {
+    let mut emails = std::collections::BTreeMap::new();
+    for chunk in users.chunks(400) {
+        let marks: Vec<String> = (1..=chunk.len()).map(|i| format!("${i}")).collect();
+        let sql = format!(
+            "SELECT id, email FROM users WHERE id IN ({})",
+            marks.join(",")
+        );
+        let mut query = sqlx::query_as::<_, (UserId, String)>(&sql);
+        for id in chunk {
+            query = query.bind(*id);
+        }
+        emails.extend(query.fetch_all(db.reader()).await?);
+    }
+    Ok(emails)
 }
 
 /// Every current annotation of one trace (unique index prefix `trace_pk`), by annotator.
