@@ -9,7 +9,9 @@ use std::collections::HashSet;
 use rand::SeedableRng;
 use rand::rngs::StdRng;
 
-use super::agreement::{BootstrapConfig, BootstrapInterval, Interval, percentile_interval};
+use super::agreement::{
+    BootstrapConfig, BootstrapInterval, Interval, binomial, percentile_interval,
+};
 use super::annotation::Verdict;
 
 /// The judge's verdict and the reference label on one labeled trace.
@@ -275,17 +277,6 @@ fn resample_tally(tally: PassTally, rng: &mut StdRng) -> PassTally {
     PassTally {
         pass: binomial(tally.total, tally.pass as f64 / tally.total as f64, rng),
         total: tally.total,
-    }
-}
-
-/// Successes in `n` trials of probability `p` (exact binomial, BTPE).
-fn binomial(n: u64, p: f64, rng: &mut StdRng) -> u64 {
-    if p >= 1.0 {
-        return n;
-    }
-    match rand_distr::Binomial::new(n, p.max(0.0)) {
-        Ok(d) => rand_distr::Distribution::sample(&d, rng),
-        Err(_) => 0,
     }
 }
 
