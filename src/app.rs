@@ -178,6 +178,7 @@ fn connection_limits(config: &Config) -> server::Limits {
     server::Limits {
         max_connections: cap,
         header_read_timeout: config.header_read_timeout,
+        response_stall_timeout: config.response_stall_timeout,
     }
 }
 

@@ -125,6 +125,9 @@ pub struct ServeArgs {
     /// Seconds a connection may take to send a request head (also the keep-alive idle time).
     #[arg(long, env = "HEADER_READ_TIMEOUT_SECONDS", default_value_t = 30)]
     pub header_read_timeout_seconds: u64,
+    /// Seconds a client may leave a response unread before its connection is closed.
+    #[arg(long, env = "RESPONSE_STALL_TIMEOUT_SECONDS", default_value_t = 60)]
+    pub response_stall_timeout_seconds: u64,
     /// Connections served at once (lowered to fit the open-file limit).
     #[arg(long, env = "MAX_CONNECTIONS", default_value_t = 4096)]
     pub max_connections: usize,
@@ -256,6 +259,7 @@ impl ServeArgs {
             import_grace: Duration::from_secs(self.import_shutdown_grace_seconds),
             import_stale_after: Duration::from_secs(self.import_stale_seconds.max(1)),
             header_read_timeout: Duration::from_secs(self.header_read_timeout_seconds),
+            response_stall_timeout: Duration::from_secs(self.response_stall_timeout_seconds),
             max_connections: self.max_connections,
             upload_min_bytes_per_second: self.upload_min_kb_per_second.saturating_mul(1024),
             upload_rate_window: Duration::from_secs(self.upload_rate_window_seconds),

@@ -60,6 +60,9 @@ pub struct Config {
     /// A connection that has not sent a whole request head this long after connecting, or
     /// after its previous response (keep-alive), is closed.
     pub header_read_timeout: Duration,
+    /// A response the client stops reading (nothing of it accepted by the socket) for this
+    /// long is abandoned and its connection closed.
+    pub response_stall_timeout: Duration,
     /// Most connections served at once; more are answered 503 and closed. Lowered at start
     /// to fit under the open-file limit.
     pub max_connections: usize,
@@ -120,6 +123,7 @@ impl Config {
             import_grace: Duration::from_secs(20),
             import_stale_after: crate::import::DEFAULT_STALE_AFTER,
             header_read_timeout: Duration::from_secs(30),
+            response_stall_timeout: Duration::from_secs(60),
             max_connections: 4096,
             upload_min_bytes_per_second: 8 * 1024,
             upload_rate_window: Duration::from_secs(30),
@@ -179,9 +183,12 @@ impl Config {
         if self.max_connections == 0 {
             return Err(ConfigError("MAX_CONNECTIONS must be at least 1".into()));
         }
-        if self.header_read_timeout.is_zero() || self.upload_rate_window.is_zero() {
+        if self.header_read_timeout.is_zero()
+            || self.upload_rate_window.is_zero()
+            || self.response_stall_timeout.is_zero()
+        {
             return Err(ConfigError(
-                "HEADER_READ_TIMEOUT_SECONDS and UPLOAD_RATE_WINDOW_SECONDS must be at least 1"
+                "HEADER_READ_TIMEOUT_SECONDS, RESPONSE_STALL_TIMEOUT_SECONDS and UPLOAD_RATE_WINDOW_SECONDS must be at least 1"
                     .into(),
             ));
         }

@@ -7,6 +7,9 @@
 //! `header_read_timeout` after connecting or after its previous response (so the same bound
 //! is the keep-alive idle time), and at most `max_connections` are served at once: one more is
 //! answered `503` and closed at once, so the process never runs out of file descriptors.
+//! A client that stops reading a response (its socket accepts nothing for
+//! `response_stall_timeout`) has its connection closed too, so slow readers cannot hold the
+//! connection slots either; a slow but moving download is never cut.
 //! HTTP/2 is not served: browsers reach the app through a TLS proxy, which speaks HTTP/1.1 to
 //! it, and cleartext HTTP/2 would add a second protocol to guard.
 
@@ -32,6 +35,8 @@ const RESERVED_FDS: u64 = 256;
 pub struct Limits {
     pub max_connections: usize,
     pub header_read_timeout: Duration,
+    /// How long a write may wait for a client that does not read.
+    pub response_stall_timeout: Duration,
 }
 
 /// The answer to a connection over the cap, written without waiting and followed by close.
@@ -135,7 +140,10 @@ pub async fn serve(
             req.extensions_mut().insert(ConnectInfo(remote));
             app.clone().oneshot(req)
         });
-        let connection = graceful.watch(http.serve_connection(TokioIo::new(stream), service));
+        let mut stream = tokio_io_timeout::TimeoutStream::new(stream);
+        stream.set_write_timeout(Some(limits.response_stall_timeout));
+        let io = TokioIo::new(Box::pin(stream));
+        let connection = graceful.watch(http.serve_connection(io, service));
         metrics::gauge!("tracecoder_connections_open").increment(1.0);
         tokio::spawn(async move {
             if let Err(e) = connection.await {

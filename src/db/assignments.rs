@@ -154,7 +154,25 @@ pub async fn replace(
     }
     recount(&mut tx, dataset).await?;
     tx.commit().await?;
+    refresh_statistics(db).await?;
     Ok(result)
+}
+
+/// Traces dealt at once after which the planner's statistics are refreshed.
+const FRESH_STATISTICS_AFTER: u64 = 10_000;
+
+/// On Postgres, `ANALYZE trace_assignments` after a large deal. An assignment fills the
+/// table in one transaction; until autovacuum samples it, the planner still believes an
+/// assignee has no rows and walks all of an assignee's rows for each trace it checks
+/// (measured: 6–10 ms per statement instead of 0.1 ms at 100,000 traces, so Pass & Next
+/// p50 went from 2 to 21 ms for the first minute). SQLite plans from its indexes alone.
+async fn refresh_statistics(db: &Db) -> Result<(), sqlx::Error> {
+    if db.backend() == Backend::Postgres {
+        sqlx::query("ANALYZE trace_assignments")
+            .execute(db.writer())
+            .await?;
+    }
+    Ok(())
 }
 
 /// Removes the dataset's assignment: everyone may code every trace again. `false` when it
@@ -222,6 +240,9 @@ pub async fn assign_pending(
         let page = traces_after(&mut tx, &scope, after, import, true).await?;
         let Some(&(_, last)) = page.last() else {
             tx.rollback().await?;
+            if dealt_total >= FRESH_STATISTICS_AFTER {
+                refresh_statistics(db).await?;
+            }
             return Ok(dealt_total);
         };
         after = last.0;

@@ -295,11 +295,21 @@ pub async fn undo(db: &Db, scope: &Scope, decision: &Decision) -> Result<Undone,
                         tx.rollback().await?;
                         return Ok(Undone::ChangedSince);
                     };
+                    // Stored joined from parsed codes, so parsing them again does not fail;
+                    // if a stored value ever does, that is an error, not "no codes".
+                    let open_codes = OpenCodes::parse(&codes).map_err(|e| {
+                        sqlx::Error::Decode(
+                            format!(
+                                "revision {base} of annotation {}: stored open codes do not parse: {e}",
+                                current.id.0
+                            )
+                            .into(),
+                        )
+                    })?;
                     let input = AnnotationInput {
                         verdict,
                         first_failure_note: note,
-                        // Stored joined from parsed codes: parsing them again cannot fail.
-                        open_codes: OpenCodes::parse(&codes).unwrap_or_default(),
+                        open_codes,
                         comments,
                         base_version: version,
                         replace: true,

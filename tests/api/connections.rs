@@ -1,7 +1,8 @@
 //! Acceptance tests for slow and idle connections: thousands of half-open connections do not
 //! stop the server answering, a connection that never finishes its request head (or sits idle
-//! after a response) is closed, connections over the cap are refused at once, and an upload
-//! that trickles is cut off while a normal one goes through.
+//! after a response) is closed, connections over the cap are refused at once, an upload
+//! that trickles is cut off while a normal one goes through, and a client that stops reading
+//! a response loses its connection.
 
 use std::time::Duration;
 
@@ -177,4 +178,62 @@ async fn a_trickled_upload_is_cut_off_and_a_normal_upload_works() {
         .await;
     assert_eq!(status, 200, "{page}");
     assert!(page.contains("Imported 1000 traces"), "{page}");
+}
+
+/// A client that asks for a large download and then reads nothing holds its connection only
+/// until the server's writes have been stalled for `response_stall_timeout`: with every slot
+/// taken by such clients, new connections are refused, and then served again.
+#[tokio::test]
+async fn clients_that_stop_reading_a_response_lose_their_connection() {
+    let app = spawn_app_with(|c| {
+        c.max_connections = 2;
+        c.header_read_timeout = Duration::from_secs(600);
+        c.response_stall_timeout = Duration::from_secs(2);
+    })
+    .await;
+    // About 15 MB of export (every trace): far more than the sockets' buffers hold.
+    let mut csv = String::from("trace_id,flow_session,turn_number,user_message,ai_response\n");
+    let answer = "a".repeat(5000);
+    for i in 0..3000 {
+        csv.push_str(&format!("t{i},c{i},1,question {i},{answer}\n"));
+    }
+    let admin = app.login("Admin", true).await;
+    let (status, _) = app.upload(&admin, "big", "big.csv", csv.into_bytes()).await;
+    assert_eq!(status, 200);
+    drop(admin); // and its keep-alive connection
+    let res = client()
+        .post(app.url("/login"))
+        .form(&[("name", "Admin"), ("admin", "1"), ("next", "/")])
+        .send()
+        .await
+        .expect("sign-in");
+    let cookie = set_cookie_value(&res, "tracecoder_session").expect("session cookie");
+    drop(res);
+    // Let the clients' keep-alive connections close, so both slots are free.
+    tokio::time::sleep(Duration::from_millis(200)).await;
+
+    let mut stalled = Vec::new();
+    for _ in 0..2 {
+        let socket = tokio::net::TcpSocket::new_v4().expect("socket");
+        socket.set_recv_buffer_size(2048).expect("small buffer");
+        let mut s = socket.connect(app.addr).await.expect("connect");
+        let request = format!(
+            "GET /d/big/export.csv?all=1 HTTP/1.1\r\nHost: {}\r\nCookie: tracecoder_session={cookie}\r\n\r\n",
+            app.addr
+        );
+        s.write_all(request.as_bytes()).await.expect("request sent");
+        stalled.push(s); // and never read
+    }
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let mut over = TcpStream::connect(app.addr).await.expect("connect");
+    let refused = read_until_closed(&mut over, HANG, "a connection over the cap").await;
+    assert!(
+        refused.starts_with("HTTP/1.1 503"),
+        "both slots are held by the stalled downloads: {refused}"
+    );
+    assert!(
+        healthz_comes_back(&app.base).await,
+        "the stalled downloads were cut off and their slots served again"
+    );
+    drop(stalled);
 }
