@@ -146,9 +146,13 @@ impl Scope {
         );
         match self.traces {
             Traces::All => done,
+            // A probe of the assignee's row for this trace (primary key), written as a
+            // scalar subquery with LIMIT so that Postgres keeps it a probe: as `EXISTS` it
+            // became a semi-join that merged all of the assignee's rows into every walk of
+            // `traces` (16 ms instead of 0.2 ms for a neighbour at 100,000 traces).
             Traces::Assigned(id) => format!(
-                "{done} AND EXISTS (SELECT 1 FROM trace_assignments x WHERE x.dataset_id = $1 \
-                 AND x.assignee = {id} AND x.sort_key = {t}.sort_key)"
+                "{done} AND (SELECT 1 FROM trace_assignments x WHERE x.dataset_id = $1 \
+                 AND x.assignee = {id} AND x.sort_key = {t}.sort_key LIMIT 1) IS NOT NULL"
             ),
             Traces::Unassigned => format!("{done} AND 1 = 0"),
         }
