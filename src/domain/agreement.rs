@@ -1173,6 +1173,14 @@ mod tests {
         Statistic::KrippendorffAlpha,
     ];
 
+    /// The same value (to rounding) or the same reason for having none.
+    fn assert_same(statistic: Statistic, a: Result<f64, Undefined>, b: Result<f64, Undefined>) {
+        match (a, b) {
+            (Ok(a), Ok(b)) => assert!(close(a, b, 1e-12), "{statistic:?}: {a} {b}"),
+            (a, b) => assert_eq!(a, b, "{statistic:?}"),
+        }
+    }
+
     #[test]
     fn a_weighted_resample_has_the_statistic_of_its_items_repeated() {
         let mut rng = StdRng::seed_from_u64(7);
@@ -1187,10 +1195,11 @@ mod tests {
                     resample.push(items[i].clone());
                 }
                 for statistic in STATISTICS {
-                    match (statistic.of(&resample), rows.weighted(statistic, &weights)) {
-                        (Ok(a), Ok(b)) => assert!(close(a, b, 1e-12), "{statistic:?}: {a} {b}"),
-                        (a, b) => assert_eq!(a, b, "{statistic:?}"),
-                    }
+                    assert_same(
+                        statistic,
+                        statistic.of(&resample),
+                        rows.weighted(statistic, &weights),
+                    );
                 }
             }
         }
@@ -1205,10 +1214,11 @@ mod tests {
             // The whole set, as weights over its distinct rows, has the same statistics.
             let weights: Vec<u32> = frequency.iter().map(|&f| f as u32).collect();
             for statistic in STATISTICS {
-                match (statistic.of(&items), rows.weighted(statistic, &weights)) {
-                    (Ok(a), Ok(b)) => assert!(close(a, b, 1e-12), "{statistic:?}"),
-                    (a, b) => assert_eq!(a, b, "{statistic:?}"),
-                }
+                assert_same(
+                    statistic,
+                    statistic.of(&items),
+                    rows.weighted(statistic, &weights),
+                );
             }
         }
     }
