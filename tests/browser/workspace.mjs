@@ -1,7 +1,8 @@
 // The annotator's workspace in a real browser: what is on the first screen of a BotDojo
 // turn with three tool calls, the sticky decision panel, Markdown rendered and hostile
 // Markdown inert, the raw toggle, right-to-left text, a verdict change asked first, undo,
-// a recorded skip, keys never downgraded to full-page posts, phone width, dark mode and the
+// a recorded skip, keys never downgraded to full-page posts, phone width, dark mode (a lead's
+// pages too: import, codebook, agreement, review, judges) and the
 // help at 200% zoom. Screenshots go to --shots when given.
 //
 //   node workspace.mjs --base http://127.0.0.1:PORT --slug SLUG [--shots DIR]
@@ -253,6 +254,28 @@ await main("workspace", async (browser, report) => {
       await screenshot(page, opt.shots, "workspace-dark");
     }
   }
+  // A lead's pages, in both schemes too: import, codebook, agreement, review, judges.
+  const leadContext = await browser.newContext({ viewport: { width: 1366, height: 900 } });
+  const lead = await leadContext.newPage();
+  lead.setDefaultTimeout(15000);
+  await signIn(lead, base, "Lena Lead", true);
+  for (const scheme of ["light", "dark"]) {
+    await lead.emulateMedia({ colorScheme: scheme });
+    for (const [label, path] of [
+      ["import", `${base}/admin/import`],
+      ["codebook", `${base}/d/${slug}/codebook`],
+      ["agreement", `${base}/d/${slug}/agreement`],
+      ["review", `${base}/d/${slug}/review`],
+      ["judges", `${base}/d/${slug}/judges`],
+    ]) {
+      const res = await lead.goto(path);
+      report.check(`the ${label} page opens for a lead (${scheme})`, res.status() === 200, res.status());
+      const r = await axe(lead, `${label} (${scheme})`);
+      axeResults.push(r);
+      report.check(`axe: no serious findings on the ${label} page in ${scheme} mode`, r.serious.length === 0, r.serious);
+    }
+  }
+  await leadContext.close();
   report.extra.axe = axeResults.map((r) => ({ page: r.page, serious: r.serious.length, minor: r.minor }));
   await page.emulateMedia({ colorScheme: "light" });
 
