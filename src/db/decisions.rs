@@ -59,6 +59,8 @@ pub struct Decision {
     pub kind: DecisionKind,
     pub version: i64,
     pub base: i64,
+    /// 1 when this save took the trace out of the viewer's skipped ones.
+    pub cleared_skip: i64,
 }
 
 impl Decision {
@@ -73,13 +75,15 @@ impl Decision {
     }
 }
 
-/// Appends a decision to the log, inside the save's (or skip's) transaction.
+/// Appends a decision to the log, inside the save's (or skip's) transaction;
+/// `cleared_skip`: the save took the trace out of the viewer's skipped ones.
 pub(crate) async fn record(
     tx: &mut AnyConnection,
     scope: &Scope,
     trace: TraceRef,
     decided: Decided,
     by: SessionTag,
+    cleared_skip: bool,
 ) -> Result<(), sqlx::Error> {
     let (kind, version, base) = match decided {
         Decided::Save { version, base } => (DecisionKind::Save, version, base),
@@ -87,8 +91,8 @@ pub(crate) async fn record(
     };
     sqlx::query(
         "INSERT INTO decisions (user_id, dataset_id, trace_pk, sort_key, kind, version, base,
-             session, created_at)
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
+             session, created_at, cleared_skip)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)",
     )
     .bind(scope.viewer)
     .bind(scope.dataset)
@@ -99,24 +103,27 @@ pub(crate) async fn record(
     .bind(base)
     .bind(by.0)
     .bind(now())
+    .bind(i64::from(cleared_skip))
     .execute(&mut *tx)
     .await?;
     Ok(())
 }
 
-/// A save removes the trace from the annotator's skipped ones (primary key of `skips`).
+/// A save removes the trace from the annotator's skipped ones (primary key of `skips`);
+/// whether it was among them.
 pub(crate) async fn unskip(
     tx: &mut AnyConnection,
     scope: &Scope,
     sort_key: SortKey,
-) -> Result<(), sqlx::Error> {
-    sqlx::query("DELETE FROM skips WHERE user_id = $1 AND dataset_id = $2 AND sort_key = $3")
-        .bind(scope.viewer)
-        .bind(scope.dataset)
-        .bind(sort_key)
-        .execute(&mut *tx)
-        .await?;
-    Ok(())
+) -> Result<bool, sqlx::Error> {
+    let removed =
+        sqlx::query("DELETE FROM skips WHERE user_id = $1 AND dataset_id = $2 AND sort_key = $3")
+            .bind(scope.viewer)
+            .bind(scope.dataset)
+            .bind(sort_key)
+            .execute(&mut *tx)
+            .await?;
+    Ok(removed.rows_affected() > 0)
 }
 
 /// Records a skip of a trace the viewer has not annotated (an annotated one is left as it
@@ -128,7 +135,22 @@ pub async fn skip(
     by: SessionTag,
 ) -> Result<bool, sqlx::Error> {
     let mut tx = db.begin_write().await?;
-    let inserted = sqlx::query(
+    let inserted = insert_skip(&mut tx, scope, trace).await?;
+    if inserted {
+        record(&mut tx, scope, trace, Decided::Skip, by, false).await?;
+    }
+    tx.commit().await?;
+    Ok(inserted)
+}
+
+/// Puts the trace among the viewer's skipped ones unless they annotated it (or it is
+/// there already); whether it was put there.
+async fn insert_skip(
+    tx: &mut AnyConnection,
+    scope: &Scope,
+    trace: TraceRef,
+) -> Result<bool, sqlx::Error> {
+    Ok(sqlx::query(
         "INSERT INTO skips (user_id, dataset_id, sort_key, trace_pk, created_at)
          SELECT $1, $2, $3, $4, $5
          WHERE NOT EXISTS (SELECT 1 FROM annotations a WHERE a.trace_pk = $4 AND a.user_id = $1)
@@ -142,12 +164,7 @@ pub async fn skip(
     .execute(&mut *tx)
     .await?
     .rows_affected()
-        > 0;
-    if inserted {
-        record(&mut tx, scope, trace, Decided::Skip, by).await?;
-    }
-    tx.commit().await?;
-    Ok(inserted)
+        > 0)
 }
 
 /// How many traces the viewer has skipped and not annotated since, among those they may
@@ -231,7 +248,7 @@ pub async fn latest_undoable(
     by: SessionTag,
 ) -> Result<Option<Decision>, sqlx::Error> {
     sqlx::query_as(
-        "SELECT id, trace_pk, sort_key, kind, version, base FROM decisions
+        "SELECT id, trace_pk, sort_key, kind, version, base, cleared_skip FROM decisions
          WHERE user_id = $2 AND dataset_id = $1 AND undone_at IS NULL AND session = $3
          ORDER BY id DESC LIMIT 1",
     )
@@ -278,6 +295,10 @@ pub async fn undo(db: &Db, scope: &Scope, decision: &Decision) -> Result<Undone,
                 None => Undone::ChangedSince,
                 Some(current) if base == 0 => {
                     remove_first_save(&mut tx, scope, &current, decision).await?;
+                    if decision.cleared_skip != 0 {
+                        // It was skipped before this save: skipped it is again.
+                        insert_skip(&mut tx, scope, trace).await?;
+                    }
                     Undone::FirstSave {
                         verdict: current.verdict,
                     }

@@ -94,7 +94,9 @@ pub(crate) async fn save_in(
     let outcome = write_in(tx, backend, trace, scope, input).await?;
     if let SaveOutcome::Saved { version } = outcome {
         let base = if version == 1 { 0 } else { input.base_version };
-        decisions::record(tx, scope, trace, Decided::Save { version, base }, by).await?;
+        let cleared_skip = decisions::unskip(tx, scope, trace.sort_key).await?;
+        let decided = Decided::Save { version, base };
+        decisions::record(tx, scope, trace, decided, by, cleared_skip).await?;
     }
     Ok(outcome)
 }
@@ -202,7 +204,6 @@ pub(crate) async fn write_in(
     };
     codes::replace(tx, coded, &input.open_codes, version == 1).await?;
     progress::bump_counts(tx, scope, old_verdict, input.verdict).await?;
-    decisions::unskip(tx, scope, trace.sort_key).await?;
     progress::advance_low_water(tx, scope).await?;
     Ok(SaveOutcome::Saved { version })
 }

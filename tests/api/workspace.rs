@@ -415,13 +415,26 @@ async fn skips_are_recorded_passed_over_and_offered_at_the_end() {
     let bob = app.login("Bob", false).await;
     let res = app.get(&bob, "/d/ws/next").await;
     assert_eq!(header(&res, "location"), "/d/ws/t/c0-t1");
-    // Undo of a skip: t2 is to do again.
+    // Undo of the save of a skipped trace: it is skipped again, as before the save.
     let res = post_htmx(&app, &ann, "/d/ws/undo").await;
     assert_eq!(
         header(&res, "hx-push-url"),
         "/d/ws/t/c0-t1",
         "undoes the save first"
     );
+    assert_eq!(
+        app.count(
+            "SELECT COUNT(*) FROM skips s JOIN traces t ON t.id = s.trace_pk
+             WHERE t.trace_id = 'c0-t1'"
+        )
+        .await,
+        1,
+        "c0-t1 is back among the skipped"
+    );
+    let (_, skipped) = app.get_text(&ann, "/d/ws/traces?status=skipped").await;
+    let ids = Page::parse(&skipped).texts(".trace-list tbody tr td:nth-child(2)");
+    assert_eq!(ids, ["c0-t1", "c0-t2"], "{skipped}");
+    // Undo of a skip: t2 is to do again.
     let res = post_htmx(&app, &ann, "/d/ws/undo").await;
     assert_eq!(header(&res, "hx-push-url"), "/d/ws/t/c0-t4");
     let res = post_htmx(&app, &ann, "/d/ws/undo").await;
@@ -429,9 +442,18 @@ async fn skips_are_recorded_passed_over_and_offered_at_the_end() {
     let res = post_htmx(&app, &ann, "/d/ws/undo").await;
     assert_eq!(header(&res, "hx-push-url"), "/d/ws/t/c0-t2");
     assert_eq!(
-        app.count("SELECT COUNT(*) FROM skips").await,
+        app.count(
+            "SELECT COUNT(*) FROM skips s JOIN traces t ON t.id = s.trace_pk
+             WHERE t.trace_id = 'c0-t2'"
+        )
+        .await,
         0,
-        "t2's skip undone; t1's ended with its save"
+        "t2's skip undone"
+    );
+    assert_eq!(
+        app.count("SELECT COUNT(*) FROM skips").await,
+        1,
+        "t1 stays skipped: its save was undone"
     );
     // A skip without JavaScript redirects to the next trace.
     let res = ann
