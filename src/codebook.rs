@@ -64,16 +64,12 @@ fn share(part: i64, whole: i64) -> Option<f64> {
     (whole > 0).then(|| part as f64 / whole as f64)
 }
 
-/// The codebook's counts and grouping. The five reads are independent, so they run at once
-/// on separate reader connections (the page waits for the slowest, not for their sum).
 pub async fn overview(db: &Db, dataset: DatasetId) -> Result<Overview, sqlx::Error> {
-    let (counts, grouping, modes, mode_counts, totals) = tokio::try_join!(
-        codebook::code_counts(db, dataset),
-        codebook::grouping(db, dataset),
-        codebook::modes(db, dataset),
-        codebook::mode_counts(db, dataset),
-        codebook::totals(db, dataset),
-    )?;
+    let counts = codebook::code_counts(db, dataset).await?;
+    let grouping = codebook::grouping(db, dataset).await?;
+    let modes = codebook::modes(db, dataset).await?;
+    let mode_counts = codebook::mode_counts(db, dataset).await?;
+    let totals = codebook::totals(db, dataset).await?;
     let annotators: Vec<(UserId, String)> = totals
         .annotators
         .iter()

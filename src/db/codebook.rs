@@ -32,25 +32,25 @@ pub struct CodeCount {
 /// `annotation_codes_counting`: per code and trace (sort key) then per code; and distinct
 /// annotators per code.
 pub async fn code_counts(db: &Db, dataset: DatasetId) -> Result<Vec<CodeCount>, sqlx::Error> {
-    // The two walks are independent: they run at once on two reader connections.
-    let (per_trace, annotators) = tokio::try_join!(
-        sqlx::query_as::<_, (String, i64, i64, i64)>(
-            "SELECT g.normalized, COUNT(*), CAST(SUM(g.n) AS BIGINT), CAST(SUM(g.f) AS BIGINT)
-             FROM (SELECT c.normalized, c.sort_key, COUNT(*) AS n, MAX(c.fail) AS f
-                   FROM annotation_codes c WHERE c.dataset_id = $1
-                   GROUP BY c.normalized, c.sort_key) g
-             GROUP BY g.normalized",
-        )
-        .bind(dataset)
-        .fetch_all(db.reader()),
-        sqlx::query_as::<_, (String, i64)>(
-            "SELECT c.normalized, COUNT(DISTINCT c.user_id) FROM annotation_codes c
-             WHERE c.dataset_id = $1 GROUP BY c.normalized",
-        )
-        .bind(dataset)
-        .fetch_all(db.reader()),
-    )?;
-    let annotators: HashMap<String, i64> = annotators.into_iter().collect();
+    let per_trace: Vec<(String, i64, i64, i64)> = sqlx::query_as(
+        "SELECT g.normalized, COUNT(*), CAST(SUM(g.n) AS BIGINT), CAST(SUM(g.f) AS BIGINT)
+         FROM (SELECT c.normalized, c.sort_key, COUNT(*) AS n, MAX(c.fail) AS f
+               FROM annotation_codes c WHERE c.dataset_id = $1
+               GROUP BY c.normalized, c.sort_key) g
+         GROUP BY g.normalized",
+    )
+    .bind(dataset)
+    .fetch_all(db.reader())
+    .await?;
+    let annotators: HashMap<String, i64> = sqlx::query_as(
+        "SELECT c.normalized, COUNT(DISTINCT c.user_id) FROM annotation_codes c
+         WHERE c.dataset_id = $1 GROUP BY c.normalized",
+    )
+    .bind(dataset)
+    .fetch_all(db.reader())
+    .await?
+    .into_iter()
+    .collect();
     let mut counts: Vec<CodeCount> = per_trace
         .into_iter()
         .map(|(code, traces, annotations, fail_traces)| CodeCount {
@@ -174,25 +174,22 @@ const ACTIVE_GROUPING: &str = "(SELECT fc.code, fc.mode_id FROM failure_mode_cod
 /// Fail traces per mode and per (mode, annotator); codes outside active modes count as
 /// ungrouped (mode `None`, stored as 0).
 pub async fn mode_counts(db: &Db, dataset: DatasetId) -> Result<ModeCounts, sqlx::Error> {
-    let overall_sql = format!(
+    let overall: Vec<(ModeId, i64)> = sqlx::query_as(&format!(
         "SELECT COALESCE(g.mode_id, 0), COUNT(DISTINCT c.sort_key) FROM annotation_codes c
          LEFT JOIN {ACTIVE_GROUPING} g ON g.code = c.normalized
          WHERE c.dataset_id = $1 AND c.fail = 1 GROUP BY COALESCE(g.mode_id, 0)"
-    );
-    let per_user_sql = format!(
+    ))
+    .bind(dataset)
+    .fetch_all(db.reader())
+    .await?;
+    let per_user: Vec<(ModeId, UserId, i64)> = sqlx::query_as(&format!(
         "SELECT COALESCE(g.mode_id, 0), c.user_id, COUNT(DISTINCT c.sort_key) FROM annotation_codes c
          LEFT JOIN {ACTIVE_GROUPING} g ON g.code = c.normalized
          WHERE c.dataset_id = $1 AND c.fail = 1 GROUP BY COALESCE(g.mode_id, 0), c.user_id"
-    );
-    // Independent: at once on two reader connections.
-    let (overall, per_user) = tokio::try_join!(
-        sqlx::query_as(&overall_sql)
-            .bind(dataset)
-            .fetch_all(db.reader()),
-        sqlx::query_as(&per_user_sql)
-            .bind(dataset)
-            .fetch_all(db.reader()),
-    )?;
+    ))
+    .bind(dataset)
+    .fetch_all(db.reader())
+    .await?;
     let key = |m: ModeId| (m.0 != 0).then_some(m);
     Ok(ModeCounts {
         fail_traces: overall.into_iter().map(|(m, n)| (key(m), n)).collect(),
@@ -214,24 +211,23 @@ pub struct Totals {
 }
 
 pub async fn totals(db: &Db, dataset: DatasetId) -> Result<Totals, sqlx::Error> {
-    // Independent: at once on two reader connections.
-    let ((annotated_traces, fail_traces), annotators) = tokio::try_join!(
-        sqlx::query_as::<_, (i64, i64)>(
-            "SELECT COUNT(DISTINCT a.sort_key),
-                    COUNT(DISTINCT CASE WHEN a.verdict = 'fail' THEN a.sort_key END)
-             FROM annotations a WHERE a.dataset_id = $1",
-        )
-        .bind(dataset)
-        .fetch_one(db.reader()),
-        sqlx::query_as(
-            "SELECT a.user_id, u.email, COUNT(*),
-                    CAST(SUM(CASE WHEN a.verdict = 'fail' THEN 1 ELSE 0 END) AS BIGINT)
-             FROM annotations a JOIN users u ON u.id = a.user_id
-             WHERE a.dataset_id = $1 GROUP BY a.user_id, u.email ORDER BY u.email",
-        )
-        .bind(dataset)
-        .fetch_all(db.reader()),
-    )?;
+    let (annotated_traces, fail_traces): (i64, i64) = sqlx::query_as(
+        "SELECT COUNT(DISTINCT a.sort_key),
+                COUNT(DISTINCT CASE WHEN a.verdict = 'fail' THEN a.sort_key END)
+         FROM annotations a WHERE a.dataset_id = $1",
+    )
+    .bind(dataset)
+    .fetch_one(db.reader())
+    .await?;
+    let annotators = sqlx::query_as(
+        "SELECT a.user_id, u.email, COUNT(*),
+                CAST(SUM(CASE WHEN a.verdict = 'fail' THEN 1 ELSE 0 END) AS BIGINT)
+         FROM annotations a JOIN users u ON u.id = a.user_id
+         WHERE a.dataset_id = $1 GROUP BY a.user_id, u.email ORDER BY u.email",
+    )
+    .bind(dataset)
+    .fetch_all(db.reader())
+    .await?;
     Ok(Totals {
         annotated_traces,
         fail_traces,
