@@ -73,16 +73,15 @@ impl Modes {
     }
 }
 
-/// Walks the dataset's annotations in reading order, a trace at a time: from `after` (a
-/// sort key), calling `each` with every complete trace until it returns `false`.
+/// Walks the dataset's annotations in reading order, a trace at a time, calling `each` with
+/// every complete trace until it returns `false`.
 pub async fn walk_traces(
     db: &Db,
     dataset: DatasetId,
-    after: i64,
     modes: &Modes,
     mut each: impl FnMut(CodedTrace) -> bool,
 ) -> Result<(), sqlx::Error> {
-    let mut key = (after, AnnotationId(i64::MAX));
+    let mut key = (0, AnnotationId(i64::MAX));
     let mut current: Option<CodedTrace> = None;
     loop {
         let page = review::coded_page(db, dataset, key, BATCH).await?;
@@ -250,13 +249,18 @@ pub async fn disagreements(
         true
     })
     .await?;
-    // Only the traces shown are read in full.
+    // Only the traces shown are read in full, in one statement.
+    let shown: Vec<TracePk> = open.iter().map(|(trace, _)| *trace).collect();
+    let mut by_trace: HashMap<TracePk, Vec<Coded>> = HashMap::new();
+    for coded in review::coded_traces(db, &shown).await? {
+        by_trace.entry(coded.trace_pk).or_default().push(coded);
+    }
     let mut found = Vec::with_capacity(open.len());
     for (trace, settled) in open {
-        let coded = review::coded_trace(db, trace).await?;
-        let Some(first) = coded.first() else {
+        let Some(coded) = by_trace.remove(&trace) else {
             continue; // its annotations went away between the two reads
         };
+        let first = &coded[0];
         found.push(Disagreement {
             coded: CodedTrace {
                 trace,
@@ -330,7 +334,7 @@ pub async fn reference_labels(
     let modes = Modes::load(db, dataset).await?;
     let mut decisions = review::latest_adjudications(db, dataset).await?;
     let mut labels = Vec::new();
-    walk_traces(db, dataset, 0, &modes, |t| {
+    walk_traces(db, dataset, &modes, |t| {
         let mut annotators: Vec<String> = t.coded.iter().map(|c| c.email.clone()).collect();
         annotators.sort();
         if let Some(d) = decisions.remove(&t.trace) {

@@ -113,17 +113,30 @@ pub async fn emails_of(
 
 /// Every current annotation of one trace (unique index prefix `trace_pk`), by annotator.
 pub async fn coded_trace(db: &Db, trace: TracePk) -> Result<Vec<Coded>, sqlx::Error> {
-    sqlx::query_as(&format!(
+    coded_traces(db, &[trace]).await
+}
+
+/// Every current annotation of these traces (a page of them), in reading order and by
+/// annotator within a trace: one statement for the page.
+pub async fn coded_traces(db: &Db, traces: &[TracePk]) -> Result<Vec<Coded>, sqlx::Error> {
+    if traces.is_empty() {
+        return Ok(Vec::new());
+    }
+    let marks: Vec<String> = (1..=traces.len()).map(|i| format!("${i}")).collect();
+    let sql = format!(
         "SELECT a.trace_pk, a.sort_key, t.trace_id, a.id AS annotation_id, a.user_id, u.email,
                 u.name, a.verdict, a.first_failure_note, {} AS open_codes, a.comments,
                 a.updated_at
          FROM annotations a JOIN traces t ON t.id = a.trace_pk JOIN users u ON u.id = a.user_id
-         WHERE a.trace_pk = $1 ORDER BY u.name, a.id",
-        codes::codes_of(db.backend(), "a.id")
-    ))
-    .bind(trace)
-    .fetch_all(db.reader())
-    .await
+         WHERE a.trace_pk IN ({}) ORDER BY a.sort_key, u.name, a.id",
+        codes::codes_of(db.backend(), "a.id"),
+        marks.join(",")
+    );
+    let mut query = sqlx::query_as(&sql);
+    for trace in traces {
+        query = query.bind(*trace);
+    }
+    query.fetch_all(db.reader()).await
 }
 
 /// A lead's decision on one trace.

@@ -10,8 +10,8 @@
 
 use std::collections::BTreeMap;
 
+use rand::SeedableRng;
 use rand::rngs::StdRng;
-use rand::{Rng, SeedableRng};
 
 /// Who gave a rating (a user id).
 pub type AnnotatorId = i64;
@@ -345,45 +345,6 @@ pub struct BootstrapInterval {
     pub skipped: usize,
 }
 
-/// A 95% confidence interval for any statistic above by the percentile bootstrap over
-/// items.
-///
-/// In plain words: draw as many items as there are, at random with replacement (some items
-/// come twice, some not at all), and compute the statistic on that resample; repeat
-/// `config.resamples` times (1,000 by default). The interval runs from the 2.5th to the
-/// 97.5th percentile of those values (linear interpolation between neighbouring values, as
-/// R's default `quantile`). Resamples on which the statistic is undefined are skipped and
-/// counted; if more than [`MAX_UNDEFINED_SHARE`] of them are, or there are no items or no
-/// resamples, the result is `None`. The random draws come from `StdRng` seeded with
-/// `config.seed`, so the same items and seed give the same interval (for a given version
-/// of the `rand` crate).
-///
-/// Pass the items the statistic actually uses — for a pair of annotators, the items both
-/// rated — so every resample has the same size.
-pub fn bootstrap_interval<F>(
-    items: &[Item],
-    config: BootstrapConfig,
-    statistic: F,
-) -> Option<BootstrapInterval>
-where
-    F: Fn(&[Item]) -> Result<f64, Undefined>,
-{
-    if items.is_empty() {
-        return None;
-    }
-    let mut rng = StdRng::seed_from_u64(config.seed);
-    let mut resample: Vec<Item> = Vec::with_capacity(items.len());
-    let estimates = (0..config.resamples)
-        .filter_map(|_| {
-            resample.clear();
-            resample
-                .extend((0..items.len()).map(|_| items[rng.random_range(0..items.len())].clone()));
-            statistic(&resample).ok()
-        })
-        .collect();
-    percentile_interval(estimates, config.resamples)
-}
-
 /// A many-annotator statistic with a fast bootstrap ([`bootstrap_agreement`]).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Statistic {
@@ -549,18 +510,26 @@ pub(crate) fn binomial(n: u64, p: f64, rng: &mut StdRng) -> u64 {
     }
 }
 
-/// [`bootstrap_interval`] for one of the many-annotator statistics, in a time that does not
-/// grow with the number of items.
+/// A 95% confidence interval for one of the many-annotator statistics by the percentile
+/// bootstrap over items, in a time that does not grow with the number of items.
 ///
-/// The same percentile bootstrap, drawn another way: a resample of n items with replacement
-/// is fully described, for these statistics, by how many of its items have each distinct
-/// count row (see [`CountRows::distinct`]), and those numbers follow a multinomial law
-/// over the rows' frequencies. Each resample draws that multinomial directly (one binomial
-/// draw per distinct row, conditioned on the rows before) instead of n single items: with
-/// Pass/Fail from a few annotators there are a dozen distinct rows, so 1,000 resamples cost
-/// microseconds whether there are 100 traces or 100,000. The intervals have the same
-/// distribution as [`bootstrap_interval`]'s (not the same draws); the seed makes them
-/// repeatable.
+/// In plain words: draw as many items as there are, at random with replacement (some items
+/// come twice, some not at all), and compute the statistic on that resample; repeat
+/// `config.resamples` times (1,000 by default). The interval runs from the 2.5th to the
+/// 97.5th percentile of those values (linear interpolation between neighbouring values, as
+/// R's default `quantile`). Resamples on which the statistic is undefined are skipped and
+/// counted; if more than [`MAX_UNDEFINED_SHARE`] of them are, or there are no items or no
+/// resamples, the result is `None`. The random draws come from `StdRng` seeded with
+/// `config.seed`, so the same items and seed give the same interval (for a given version
+/// of the `rand` crate).
+///
+/// How it is drawn: a resample is fully described, for these statistics, by how many of
+/// its items have each distinct count row (see [`CountRows::distinct`]), and those numbers
+/// follow a multinomial law over the rows' frequencies. Each resample draws that
+/// multinomial directly (one binomial draw per distinct row, conditioned on the rows
+/// before) instead of n single items: with Pass/Fail from a few annotators there are a
+/// dozen distinct rows, so 1,000 resamples cost microseconds whether there are 100 traces
+/// or 100,000. The tests check it against copying the resampled items.
 pub fn bootstrap_agreement(
     items: &[Item],
     config: BootstrapConfig,
@@ -670,6 +639,34 @@ impl Strength {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use rand::Rng;
+
+    /// The reference bootstrap for any statistic: each resample copies the drawn items, as the
+    /// textbook describes it. [`bootstrap_agreement`] must agree with it.
+    fn bootstrap_interval<F>(
+        items: &[Item],
+        config: BootstrapConfig,
+        statistic: F,
+    ) -> Option<BootstrapInterval>
+    where
+        F: Fn(&[Item]) -> Result<f64, Undefined>,
+    {
+        if items.is_empty() {
+            return None;
+        }
+        let mut rng = StdRng::seed_from_u64(config.seed);
+        let mut resample: Vec<Item> = Vec::with_capacity(items.len());
+        let estimates = (0..config.resamples)
+            .filter_map(|_| {
+                resample.clear();
+                resample.extend(
+                    (0..items.len()).map(|_| items[rng.random_range(0..items.len())].clone()),
+                );
+                statistic(&resample).ok()
+            })
+            .collect();
+        percentile_interval(estimates, config.resamples)
+    }
 
     /// Published figures are given to three or four decimals.
     const PUBLISHED: f64 = 1e-3;
