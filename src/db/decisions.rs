@@ -265,8 +265,12 @@ pub enum Undone {
     /// A skip: the trace is to do again.
     Skip,
     /// A first save: the annotation is gone (kept in `undone_saves` for the history), the
-    /// trace is to do again.
-    FirstSave { verdict: Verdict },
+    /// trace is to do again, or skipped again if it was skipped before that save.
+    /// `skipped_again`: the trace was skipped before that save, and is skipped again.
+    FirstSave {
+        verdict: Verdict,
+        skipped_again: bool,
+    },
     /// A save that replaced an earlier one: the earlier revision is back, as a new version.
     Replacement { verdict: Verdict, restored: Verdict },
     /// The annotation was saved again after this decision (another tab): nothing undone.
@@ -295,12 +299,12 @@ pub async fn undo(db: &Db, scope: &Scope, decision: &Decision) -> Result<Undone,
                 None => Undone::ChangedSince,
                 Some(current) if base == 0 => {
                     remove_first_save(&mut tx, scope, &current, decision).await?;
-                    if decision.cleared_skip != 0 {
-                        // It was skipped before this save: skipped it is again.
-                        insert_skip(&mut tx, scope, trace).await?;
-                    }
+                    // It was skipped before this save: skipped it is again.
+                    let skipped_again =
+                        decision.cleared_skip != 0 && insert_skip(&mut tx, scope, trace).await?;
                     Undone::FirstSave {
                         verdict: current.verdict,
+                        skipped_again,
                     }
                 }
                 Some(current) => {

@@ -220,9 +220,13 @@ async fn undo(
     };
     let flash = match undone {
         Undone::Skip => format!("Undone: your skip of {trace_id}. It is to do again."),
-        Undone::FirstSave { verdict } => format!(
-            "Undone: your {} on {trace_id}. It is to do again; the undone save stays in its history.",
-            verdict.label()
+        Undone::FirstSave {
+            verdict,
+            skipped_again,
+        } => format!(
+            "Undone: your {} on {trace_id}. It is {} again; the undone save stays in its history.",
+            verdict.label(),
+            if skipped_again { "skipped" } else { "to do" }
         ),
         Undone::Replacement { verdict, restored } => format!(
             "Undone: your {} on {trace_id}; your earlier {} is back.",

@@ -433,6 +433,11 @@ async fn skips_are_recorded_passed_over_and_offered_at_the_end() {
         "/d/ws/t/c0-t1",
         "undoes the save first"
     );
+    let said = res.text().await.unwrap();
+    assert!(
+        said.contains("It is skipped again"),
+        "the notice says where the trace stands: {said}"
+    );
     assert_eq!(
         skips_of(&app, "c0-t1").await,
         1,
