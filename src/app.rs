@@ -70,6 +70,7 @@ impl Application {
                 config.login_account_burst,
                 config.rate_limit_period,
             ),
+            metadata_hints: Default::default(),
         }));
         let limits = connection_limits(&config);
         // Bound first: without PUBLIC_URL the names the app answers to carry the bound port.

@@ -33,6 +33,8 @@ pub struct App {
     pub imports: ImportTasks,
     /// Sign-in attempts per account (the per-IP limit is a router layer).
     pub login_accounts: Arc<AccountLimiter>,
+    /// The trace list's metadata filter hints, per dataset.
+    pub metadata_hints: crate::db::trace_search::MetadataCache,
 }
 
 impl Deref for AppState {

@@ -19,6 +19,7 @@ pub mod review;
 pub mod saves;
 pub mod scope;
 pub mod sessions;
+pub mod trace_search;
 pub mod trace_view;
 pub mod traces;
 pub mod types;

@@ -47,7 +47,7 @@ pub enum Annotations {
 }
 
 /// Which traces a scope holds.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Traces {
     /// Every visible trace of the dataset.
     All,

@@ -65,6 +65,10 @@ impl ListRow {
     }
 }
 
+/// SQL condition: the viewer has skipped trace `t`.
+pub(super) const SKIPPED: &str = "EXISTS (SELECT 1 FROM skips s
+    WHERE s.user_id = $2 AND s.dataset_id = $1 AND s.sort_key = t.sort_key)";
+
 /// Which rows a list page shows.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum StatusFilter {
@@ -84,6 +88,17 @@ impl StatusFilter {
             Some("fail") => StatusFilter::Fail,
             Some("skipped") => StatusFilter::Skipped,
             _ => StatusFilter::All,
+        }
+    }
+
+    /// SQL condition: trace `t`, with the viewer's annotation `a` joined, has this status.
+    pub(super) fn condition(self) -> String {
+        match self {
+            StatusFilter::All => "1 = 1".to_string(),
+            StatusFilter::Todo => format!("a.verdict IS NULL AND NOT {SKIPPED}"),
+            StatusFilter::Pass => format!("a.verdict = '{}'", Verdict::Pass.as_str()),
+            StatusFilter::Fail => format!("a.verdict = '{}'", Verdict::Fail.as_str()),
+            StatusFilter::Skipped => format!("a.verdict IS NULL AND {SKIPPED}"),
         }
     }
 
@@ -110,7 +125,7 @@ pub enum PageCursor {
 impl PageCursor {
     /// The keyset comparison, the order of the walk and the key, for `sort_key {cmp} $k
     /// ORDER BY sort_key {order}`.
-    fn keyset(self) -> (&'static str, &'static str, i64) {
+    pub(super) fn keyset(self) -> (&'static str, &'static str, i64) {
         match self {
             PageCursor::After(k) => (">", "ASC", k),
             PageCursor::Before(k) => ("<", "DESC", k),
@@ -118,7 +133,7 @@ impl PageCursor {
     }
 
     /// Rows walked backwards come nearest first: put them back in reading order.
-    fn in_reading_order<T>(self, rows: &mut [T]) {
+    pub(super) fn in_reading_order<T>(self, rows: &mut [T]) {
         if matches!(self, PageCursor::Before(_)) {
             rows.reverse();
         }
@@ -127,7 +142,7 @@ impl PageCursor {
 
 /// SQL columns: the viewer's own note and codes on a list row, from annotation `a` (codes
 /// by the primary key prefix of `annotation_codes`; NULL, no codes, without an annotation).
-fn own_note_and_codes(db: &Db) -> String {
+pub(super) fn own_note_and_codes(db: &Db) -> String {
     format!(
         "SUBSTR(COALESCE(a.first_failure_note, ''), 1, 200) AS note, {} AS codes",
         super::codes::codes_of(db.backend(), "a.id")
@@ -202,9 +217,8 @@ pub async fn list_page(
         StatusFilter::All => format!(
             "SELECT t.trace_id, t.sort_key, t.flow_session, t.turn_number,
                     SUBSTR(t.user_message, 1, 160) AS preview, a.verdict,
-                    CAST(CASE WHEN a.verdict IS NULL AND EXISTS (SELECT 1 FROM skips s
-                        WHERE s.user_id = $2 AND s.dataset_id = $1 AND s.sort_key = t.sort_key)
-                      THEN 1 ELSE 0 END AS BIGINT) AS skipped, {note_codes}
+                    CAST(CASE WHEN a.verdict IS NULL AND {SKIPPED} THEN 1 ELSE 0 END AS BIGINT)
+                      AS skipped, {note_codes}
              FROM traces t
              LEFT JOIN annotations a ON a.trace_pk = t.id AND a.user_id = $2
              WHERE t.dataset_id = $1 AND t.sort_key {cmp} $3 AND {visible}
@@ -281,6 +295,39 @@ pub struct CodedFilter {
     pub fail_only: bool,
 }
 
+impl CodedFilter {
+    /// SQL condition: trace `t` is among those this filter finds, with the code or the mode
+    /// bound at `param`. The matching sort keys come from `annotation_codes` (dataset, code,
+    /// sort key), so a rare code is found without walking the dataset.
+    pub(super) fn condition(&self, scope: &Scope, param: &str) -> String {
+        let code = match self.by {
+            CodedBy::Code(_) => format!("c.normalized = {param}"),
+            CodedBy::Mode(_) => format!(
+                "c.normalized IN (SELECT fc.code FROM failure_mode_codes fc
+                                  WHERE fc.dataset_id = $1 AND fc.mode_id = {param})"
+            ),
+        };
+        let fail = if self.fail_only { "AND c.fail = 1" } else { "" };
+        format!(
+            "t.sort_key IN (SELECT c.sort_key FROM annotation_codes c
+                            WHERE c.dataset_id = $1 AND {code} AND {} {fail})",
+            scope.annotations("c")
+        )
+    }
+
+    /// Binds the code or the mode, next in order.
+    pub(super) fn bind<'q, O>(&self, query: AnyQueryAs<'q, O>) -> AnyQueryAs<'q, O> {
+        match &self.by {
+            CodedBy::Code(code) => query.bind(code.clone()),
+            CodedBy::Mode(mode) => query.bind(*mode),
+        }
+    }
+}
+
+/// A statement of typed rows, on either backend.
+pub(super) type AnyQueryAs<'q, O> =
+    sqlx::query::QueryAs<'q, Any, O, <Any as sqlx::Database>::Arguments<'q>>;
+
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum CodedBy {
     /// A normalized open code.
@@ -289,54 +336,38 @@ pub enum CodedBy {
     Mode(ModeId),
 }
 
-/// One keyset page of the traces matching `coded`, with the viewer's verdicts, in one
-/// query. The matching sort keys come from `annotation_codes_counting` (dataset, code,
-/// sort key), so a rare code is found without walking the dataset.
+/// One keyset page of the traces matching `coded` with `status` for the viewer, with the
+/// viewer's verdicts, in one query.
 pub async fn coded_page(
     db: &Db,
     scope: &Scope,
     coded: &CodedFilter,
+    status: StatusFilter,
     cursor: PageCursor,
     limit: i64,
 ) -> Result<Vec<ListRow>, sqlx::Error> {
     let (cmp, order, key) = cursor.keyset();
     let visible = scope.traces("t");
     let note_codes = own_note_and_codes(db);
-    let code = match coded.by {
-        CodedBy::Code(_) => "c.normalized = $5",
-        CodedBy::Mode(_) => {
-            "c.normalized IN (SELECT fc.code FROM failure_mode_codes fc
-                              WHERE fc.dataset_id = $1 AND fc.mode_id = $5)"
-        }
-    };
-    let fail = if coded.fail_only {
-        "AND c.fail = 1"
-    } else {
-        ""
-    };
     let sql = format!(
         "SELECT t.trace_id, t.sort_key, t.flow_session, t.turn_number,
                 SUBSTR(t.user_message, 1, 160) AS preview, a.verdict,
-                CAST(CASE WHEN a.verdict IS NULL AND EXISTS (SELECT 1 FROM skips s
-                    WHERE s.user_id = $2 AND s.dataset_id = $1 AND s.sort_key = t.sort_key)
-                  THEN 1 ELSE 0 END AS BIGINT) AS skipped, {note_codes}
+                CAST(CASE WHEN a.verdict IS NULL AND {SKIPPED} THEN 1 ELSE 0 END AS BIGINT)
+                  AS skipped, {note_codes}
          FROM traces t
          LEFT JOIN annotations a ON a.trace_pk = t.id AND a.user_id = $2
          WHERE t.dataset_id = $1 AND t.sort_key {cmp} $3 AND {visible}
-           AND t.sort_key IN (SELECT c.sort_key FROM annotation_codes c
-                              WHERE c.dataset_id = $1 AND {code} AND {} {fail})
+           AND {} AND {}
          ORDER BY t.sort_key {order} LIMIT $4",
-        scope.annotations("c")
+        coded.condition(scope, "$5"),
+        status.condition(),
     );
     let query = sqlx::query_as(&sql)
         .bind(scope.dataset)
         .bind(scope.viewer)
         .bind(key)
         .bind(limit);
-    let query = match &coded.by {
-        CodedBy::Code(code) => query.bind(code.clone()),
-        CodedBy::Mode(mode) => query.bind(*mode),
-    };
+    let query = coded.bind(query);
     let mut rows: Vec<ListRow> = query.fetch_all(db.reader()).await?;
     cursor.in_reading_order(&mut rows);
     Ok(rows)

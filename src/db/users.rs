@@ -5,7 +5,7 @@ use sqlx::FromRow;
 
 use super::types::Flag;
 use super::{Db, now};
-use crate::domain::UserId;
+use crate::domain::{DatasetId, UserId};
 
 /// A signed-in person.
 #[derive(Debug, Clone, FromRow, PartialEq, Eq)]
@@ -126,5 +126,18 @@ pub async fn by_email(db: &Db, email: &str) -> Result<Option<User>, sqlx::Error>
     ))
     .bind(email)
     .fetch_optional(db.reader())
+    .await
+}
+
+/// Everyone with an annotation in the dataset (or one undone since), by email: the trace
+/// list's annotator filter. One row each in `annotation_counts`.
+pub async fn annotators_of(db: &Db, dataset: DatasetId) -> Result<Vec<User>, sqlx::Error> {
+    sqlx::query_as(&format!(
+        "SELECT {COLUMNS} FROM users
+         WHERE id IN (SELECT c.user_id FROM annotation_counts c WHERE c.dataset_id = $1)
+         ORDER BY email, id"
+    ))
+    .bind(dataset)
+    .fetch_all(db.reader())
     .await
 }

@@ -13,6 +13,7 @@ pub mod judge_stats;
 pub mod order;
 pub mod review;
 pub mod saturation;
+pub mod search;
 pub mod slug;
 pub mod tool_calls;
 pub mod trace;

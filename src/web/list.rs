@@ -1,5 +1,7 @@
 //! The trace list: keyset pages in reading order with this annotator's status per row.
 
+use std::sync::Arc;
+
 use askama::Template;
 use askama_web::WebTemplate;
 use axum::Router;
@@ -7,9 +9,14 @@ use axum::extract::{Query, State};
 use axum::routing::get;
 use serde::Deserialize;
 
+use crate::db::scope::Scope;
+use crate::db::trace_search::{self, MetadataColumn};
 use crate::db::traces::{self, CodedBy, CodedFilter, ListRow, PageCursor, StatusFilter};
-use crate::db::{codebook, decisions, progress};
+use crate::db::users::{self, User};
+use crate::db::{codebook, datasets, decisions, progress};
+use crate::domain::UserId;
 use crate::domain::annotation::normalize_code;
+use crate::domain::search::TraceSearch;
 use crate::error::{AppError, AppResult};
 use crate::state::AppState;
 use crate::web::extract::InDataset;
@@ -36,6 +43,21 @@ pub struct ListPage {
     modes: Vec<String>,
     coded: Option<CodedView>,
     code_input: String,
+    /// The search as typed (`q`, `field`, `value`), kept in the form.
+    q_input: String,
+    field_input: String,
+    value_input: String,
+    /// Whether a search or metadata filter is in force (rows then come in import order).
+    searching: bool,
+    /// The dataset's metadata columns and their common values, for the metadata filter.
+    metadata: Arc<Vec<MetadataColumn>>,
+    /// For admins: everyone who annotated the dataset, for the annotator filter.
+    annotators: Vec<User>,
+    /// The annotator whose list this is, when an admin views someone else's.
+    viewing_as: Option<User>,
+    /// Every filter but the status and the page, as a query string part (`&q=…`): kept by
+    /// the status tabs and the pager.
+    filter_query: String,
 }
 
 /// The code or mode filter in force, as the page shows it.
@@ -45,14 +67,12 @@ pub struct CodedView {
     fail_only: bool,
     /// The failure mode filtered by, if that is the filter.
     mode: Option<String>,
-    /// The filter's query string part (`&code=…`), kept by the pager.
-    query: String,
 }
 
 impl ListPage {
-    /// The filter's part of the pager's links.
-    pub fn coded_query(&self) -> &str {
-        self.coded.as_ref().map_or("", |c| c.query.as_str())
+    /// Whether the annotator filter shows this user.
+    pub fn views(&self, user: &User) -> bool {
+        self.viewing_as.as_ref().is_some_and(|v| v.id == user.id)
     }
 }
 
@@ -63,7 +83,6 @@ async fn coded_filter(
     q: &ListQuery,
 ) -> AppResult<Option<(CodedFilter, CodedView)>> {
     let fail_only = q.verdict.as_deref() == Some("fail");
-    let fail = if fail_only { "&verdict=fail" } else { "" };
     if let Some(name) = q.mode.as_deref().filter(|m| !m.trim().is_empty()) {
         let mode = codebook::mode_by_name(&state.db, dataset.id, name)
             .await?
@@ -82,7 +101,6 @@ async fn coded_filter(
             label: format!("the failure mode “{}”", mode.name),
             mode: Some(mode.name.clone()),
             fail_only,
-            query: format!("&mode={}{fail}", urls::path_segment(&mode.name)),
         };
         return Ok(Some((filter, view)));
     }
@@ -94,7 +112,6 @@ async fn coded_filter(
         label: format!("the open code “{code}”"),
         mode: None,
         fail_only,
-        query: format!("&code={}{fail}", urls::path_segment(&code)),
     };
     let filter = CodedFilter {
         by: CodedBy::Code(code),
@@ -119,9 +136,36 @@ pub struct ListQuery {
     mode: Option<String>,
     /// `fail`: only annotations that are a Fail carry it (with `code` or `mode`).
     verdict: Option<String>,
+    /// Words to find in the user message or the AI response.
+    q: Option<String>,
+    /// A metadata column, and the exact `value` it must hold.
+    field: Option<String>,
+    value: Option<String>,
+    /// Admins: another annotator's list (their verdicts, notes, codes and queue), by user id.
+    annotator: Option<String>,
 }
 
 impl ListQuery {
+    /// Every filter but the status and the page, as a query string part.
+    fn kept(&self) -> String {
+        let params = [
+            ("q", &self.q),
+            ("field", &self.field),
+            ("value", &self.value),
+            ("mode", &self.mode),
+            ("code", &self.code),
+            ("verdict", &self.verdict),
+            ("annotator", &self.annotator),
+        ];
+        params
+            .into_iter()
+            .filter_map(|(name, v)| {
+                let v = v.as_deref()?.trim();
+                (!v.is_empty()).then(|| format!("&{name}={}", urls::path_segment(v)))
+            })
+            .collect()
+    }
+
     /// Where the page starts; a `before` that is not a number is a broken link.
     fn cursor(&self) -> AppResult<PageCursor> {
         Ok(match (self.after, self.before.as_deref()) {
@@ -136,6 +180,42 @@ impl ListQuery {
     }
 }
 
+/// The scope the list is read in: the viewer's own, or — for an admin asking with
+/// `annotator` — that annotator's, exactly as they see their list (their assigned traces,
+/// their verdicts, notes and codes).
+async fn list_scope(
+    state: &AppState,
+    user: &User,
+    dataset: &crate::db::datasets::Dataset,
+    own: Scope,
+    annotator: Option<&str>,
+) -> AppResult<(Scope, Option<User>)> {
+    let Some(raw) = annotator.map(str::trim).filter(|a| !a.is_empty()) else {
+        return Ok((own, None));
+    };
+    let id: i64 = raw
+        .parse()
+        .map_err(|_| AppError::BadRequest("That annotator link is not valid.".into()))?;
+    if UserId(id) == user.id {
+        return Ok((own, None));
+    }
+    if !user.admin() {
+        return Err(AppError::Forbidden(
+            "Only admins can see another annotator's list.".into(),
+        ));
+    }
+    let not_found =
+        || AppError::NotFound(format!("No one with that id annotates {}.", dataset.name));
+    let other = users::by_id(&state.db, UserId(id))
+        .await?
+        .ok_or_else(not_found)?;
+    let (_, assignment) = datasets::for_viewer(&state.db, &dataset.slug, &other.email)
+        .await?
+        .ok_or_else(not_found)?;
+    let scope = Scope::annotator(dataset.id, other.id, assignment);
+    Ok((scope, Some(other)))
+}
+
 async fn list(
     State(state): State<AppState>,
     at: InDataset,
@@ -146,23 +226,41 @@ async fn list(
         dataset,
         scope,
     } = at;
+    let (scope, viewing_as) =
+        list_scope(&state, &user, &dataset, scope, q.annotator.as_deref()).await?;
     let filter = StatusFilter::parse(q.status.as_deref());
     let cursor = q.cursor()?;
     // One row more than shown tells whether another page exists in that direction.
     let per = q.per.unwrap_or(PAGE_SIZE).clamp(10, 500);
     let coded = coded_filter(&state, &dataset, &q).await?;
-    let mut rows = match &coded {
-        Some((coded, _)) => traces::coded_page(&state.db, &scope, coded, cursor, per + 1).await?,
-        None => traces::list_page(&state.db, &scope, filter, cursor, per + 1).await?,
+    let search = TraceSearch::parse(q.q.as_deref(), q.field.as_deref(), q.value.as_deref());
+    // Page keys: trace ids for a search (import order), sort keys otherwise.
+    let (mut keys, mut rows): (Vec<i64>, Vec<ListRow>) = if !search.is_empty() {
+        let coded = coded.as_ref().map(|(c, _)| c);
+        trace_search::search_page(&state.db, &scope, &search, filter, coded, cursor, per + 1)
+            .await?
+            .into_iter()
+            .map(|r| (r.pk, r.row))
+            .unzip()
+    } else {
+        let rows = match &coded {
+            Some((coded, _)) => {
+                traces::coded_page(&state.db, &scope, coded, filter, cursor, per + 1).await?
+            }
+            None => traces::list_page(&state.db, &scope, filter, cursor, per + 1).await?,
+        };
+        (rows.iter().map(|r| r.sort_key.0).collect(), rows)
     };
     let more = rows.len() as i64 > per;
     if more {
         match cursor {
             PageCursor::After(_) => {
                 rows.pop();
+                keys.pop();
             }
             PageCursor::Before(_) => {
                 rows.remove(0);
+                keys.remove(0);
             }
         }
     }
@@ -177,12 +275,8 @@ async fn list(
     let progress = Progress::of(counts, total);
     Ok(ListPage {
         nav: Nav::of(&user),
-        prev_before: has_prev
-            .then(|| rows.first().map(|r| r.sort_key.0))
-            .flatten(),
-        next_after: has_next
-            .then(|| rows.last().map(|r| r.sort_key.0))
-            .flatten(),
+        prev_before: has_prev.then(|| keys.first().copied()).flatten(),
+        next_after: has_next.then(|| keys.last().copied()).flatten(),
         filters: vec![
             (StatusFilter::All, "All", progress.total),
             (
@@ -204,6 +298,21 @@ async fn list(
             .collect(),
         coded: coded.map(|(_, view)| view),
         code_input: q.code.clone().unwrap_or_default(),
+        q_input: q.q.clone().unwrap_or_default(),
+        field_input: q.field.clone().unwrap_or_default().trim().to_string(),
+        value_input: q.value.clone().unwrap_or_default(),
+        searching: !search.is_empty(),
+        metadata: state
+            .metadata_hints
+            .columns(&state.db, &scope, dataset.trace_count)
+            .await?,
+        annotators: if user.admin() {
+            users::annotators_of(&state.db, dataset.id).await?
+        } else {
+            Vec::new()
+        },
+        viewing_as,
+        filter_query: q.kept(),
         ds_name: dataset.name,
         ds_slug: dataset.slug,
         progress,

@@ -275,6 +275,15 @@ impl Page {
             .map(str::to_string)
     }
 
+    /// Attribute `name` of every element matching `css` that has it.
+    pub fn attrs(&self, css: &str, name: &str) -> Vec<String> {
+        self.0
+            .select(&Self::selector(css))
+            .filter_map(|e| e.value().attr(name))
+            .map(str::to_string)
+            .collect()
+    }
+
     /// The text of every element matching `css`, whitespace collapsed.
     pub fn texts(&self, css: &str) -> Vec<String> {
         self.0

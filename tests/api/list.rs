@@ -159,3 +159,267 @@ async fn filtered_pages_are_keyset_pages_too() {
     }
     assert_eq!(seen, passed);
 }
+
+/// 30 traces in 3 conversations, written turn-first so import order (file order) is not
+/// reading order; every third mentions a refund (one in capitals), one answer has an accent,
+/// personas alternate, and one persona value holds another as its prefix.
+fn searchable_csv() -> Vec<u8> {
+    let mut out =
+        String::from("trace_id,flow_session,turn_number,user_message,ai_response,persona\n");
+    for t in 1..=10 {
+        for c in 0..3 {
+            let i = (t - 1) * 3 + c;
+            let user = match i % 3 {
+                0 if i == 9 => "Where is my REFUND for order 9".to_string(),
+                0 => format!("where is my refund for order {i}"),
+                _ => format!("question {i} about shipping"),
+            };
+            let ai = if i == 13 {
+                "the café is open"
+            } else {
+                "an answer"
+            };
+            let persona = match i % 4 {
+                0 => "power user",
+                1 => "power user plus",
+                _ => "newcomer",
+            };
+            out.push_str(&format!("s{i},conv-{c},{t},{user},{ai},{persona}\n"));
+        }
+    }
+    out.into_bytes()
+}
+
+#[tokio::test]
+async fn search_finds_whole_words_of_the_messages_in_import_order_keyset_paged() {
+    let app = spawn_app().await;
+    let admin = app.login("Admin", true).await;
+    app.upload(&admin, "Search", "s.csv", searchable_csv())
+        .await;
+    // Another dataset's refunds are not this one's.
+    app.upload(&admin, "Other", "o.csv", searchable_csv()).await;
+    let ann = app.login("Ann", false).await;
+
+    let refunds: Vec<String> = (0..30)
+        .filter(|i| i % 3 == 0)
+        .map(|i| format!("s{i}"))
+        .collect();
+    let (status, page) = app.get_text(&ann, "/d/search/traces?q=Refund").await;
+    assert_eq!(status, 200);
+    assert_eq!(
+        listed_ids(&page),
+        refunds,
+        "every refund, case ignored, file order"
+    );
+    assert!(Page::parse(&page).has("#search-notice"));
+    let (_, page) = app
+        .get_text(&ann, "/d/search/traces?q=refund+order+9")
+        .await;
+    assert_eq!(listed_ids(&page), ["s9"], "all the words, in any message");
+    let (_, page) = app.get_text(&ann, "/d/search/traces?q=refun").await;
+    assert!(listed_ids(&page).is_empty(), "whole words");
+    assert!(Page::parse(&page).has("#empty-list"));
+    if backend() == "sqlite" {
+        let (_, page) = app.get_text(&ann, "/d/search/traces?q=CAFE").await;
+        assert_eq!(listed_ids(&page), ["s13"], "accents ignored on SQLite");
+    }
+    let (_, page) = app.get_text(&ann, "/d/search/traces?q=caf%C3%A9").await;
+    assert_eq!(listed_ids(&page), ["s13"]);
+    // Query syntax typed by a user is words, not an error.
+    for hostile in ["%22NEAR(", "AND+OR", "*", "%27%3B--", "a%22b"] {
+        let (status, _) = app
+            .get_text(&ann, &format!("/d/search/traces?q={hostile}"))
+            .await;
+        assert_eq!(status, 200, "{hostile}");
+    }
+
+    // Pages of 10 cover the 30 shipping/refund traces once each, forwards and back.
+    let (_, page) = app.get_text(&ann, "/d/search/traces?q=order&per=10").await;
+    assert_eq!(listed_ids(&page), refunds, "10 fit on one page");
+    let all: Vec<String> = (0..30).map(|i| format!("s{i}")).collect();
+    let mut path = "/d/search/traces?q=answer+OR&per=10".to_string();
+    let (_, page) = app.get_text(&ann, &path).await;
+    assert!(listed_ids(&page).is_empty(), "OR is a word here too");
+    path = "/d/search/traces?q=answer&per=10".to_string();
+    let mut seen = Vec::new();
+    loop {
+        let (_, page) = app.get_text(&ann, &path).await;
+        seen.extend(listed_ids(&page));
+        match attr_after(&page, "id=\"next-page\"") {
+            Some(n) => path = unescape(n),
+            None => break,
+        }
+        assert!(seen.len() <= 30);
+    }
+    let answers: Vec<String> = all.iter().filter(|id| *id != "s13").cloned().collect();
+    assert_eq!(seen, answers);
+    let (_, last) = app
+        .get_text(&ann, "/d/search/traces?q=answer&per=10&before=last")
+        .await;
+    assert_eq!(listed_ids(&last), answers[19..].to_vec());
+    let prev = unescape(attr_after(&last, "id=\"prev-page\"").expect("a previous page"));
+    assert!(
+        prev.contains("q=answer"),
+        "the pager keeps the search: {prev}"
+    );
+    let (_, before) = app.get_text(&ann, &prev).await;
+    assert_eq!(listed_ids(&before), answers[9..19].to_vec());
+
+    // The search combines with the viewer's status.
+    app.annotate(
+        &ann,
+        "search",
+        "s3",
+        &[("verdict", "fail"), ("note", "late"), ("version", "0")],
+        true,
+    )
+    .await;
+    app.annotate(
+        &ann,
+        "search",
+        "s4",
+        &[("verdict", "fail"), ("note", "x"), ("version", "0")],
+        true,
+    )
+    .await;
+    let (_, page) = app
+        .get_text(&ann, "/d/search/traces?q=refund&status=fail")
+        .await;
+    assert_eq!(listed_ids(&page), ["s3"]);
+    let (_, page) = app
+        .get_text(&ann, "/d/search/traces?q=refund&status=todo")
+        .await;
+    assert_eq!(listed_ids(&page).len(), refunds.len() - 1);
+    let tabs = Page::parse(&page).attrs(".filters a", "href");
+    assert!(
+        tabs.iter().all(|h| h.contains("q=refund")),
+        "status tabs keep the search: {tabs:?}"
+    );
+}
+
+#[tokio::test]
+async fn metadata_filters_match_exact_values() {
+    let app = spawn_app().await;
+    let admin = app.login("Admin", true).await;
+    app.upload(&admin, "Meta", "m.csv", searchable_csv()).await;
+    let ann = app.login("Ann", false).await;
+    let ids = |pick: fn(usize) -> bool| -> Vec<String> {
+        (0..30)
+            .filter(|i| pick(*i))
+            .map(|i| format!("s{i}"))
+            .collect()
+    };
+
+    let (_, page) = app
+        .get_text(&ann, "/d/meta/traces?field=persona&value=power+user")
+        .await;
+    assert_eq!(
+        listed_ids(&page),
+        ids(|i| i % 4 == 0),
+        "not “power user plus”"
+    );
+    let (_, page) = app
+        .get_text(&ann, "/d/meta/traces?field=persona&value=power+user+plus")
+        .await;
+    assert_eq!(listed_ids(&page), ids(|i| i % 4 == 1));
+    let (_, page) = app
+        .get_text(&ann, "/d/meta/traces?field=persona&value=newcomer&q=refund")
+        .await;
+    assert_eq!(
+        listed_ids(&page),
+        ids(|i| i % 4 >= 2 && i % 3 == 0),
+        "with a search"
+    );
+    let (_, page) = app
+        .get_text(&ann, "/d/meta/traces?field=persona&value=power")
+        .await;
+    assert!(listed_ids(&page).is_empty(), "a value matches exactly");
+    let (_, page) = app
+        .get_text(&ann, "/d/meta/traces?field=nope&value=newcomer")
+        .await;
+    assert!(listed_ids(&page).is_empty(), "a column the traces lack");
+
+    // The form offers the columns and their values.
+    let (_, page) = app.get_text(&ann, "/d/meta/traces").await;
+    let doc = Page::parse(&page);
+    assert_eq!(doc.texts("#search-field option"), ["any column", "persona"]);
+    let mut offered = doc.attrs("#metadata-values option", "value");
+    offered.sort();
+    assert_eq!(offered, ["newcomer", "power user", "power user plus"]);
+}
+
+#[tokio::test]
+async fn admins_see_an_annotators_list_and_annotators_cannot() {
+    let app = spawn_app().await;
+    let admin = app.login("Admin", true).await;
+    app.upload(&admin, "Whose", "w.csv", simple_csv(2, 3)).await;
+    let ann = app.login("Ann", false).await;
+    let bob = app.login("Bob", false).await;
+    app.annotate(
+        &bob,
+        "whose",
+        "c0-t2",
+        &[
+            ("verdict", "fail"),
+            ("note", "bob's note"),
+            ("version", "0"),
+        ],
+        true,
+    )
+    .await;
+    app.annotate(
+        &ann,
+        "whose",
+        "c1-t1",
+        &[("verdict", "pass"), ("version", "0")],
+        true,
+    )
+    .await;
+    let bob_id = app
+        .count("SELECT id FROM users WHERE email = 'bob@localhost'")
+        .await;
+
+    let (status, page) = app
+        .get_text(
+            &admin,
+            &format!("/d/whose/traces?annotator={bob_id}&status=fail"),
+        )
+        .await;
+    assert_eq!(status, 200);
+    assert_eq!(listed_ids(&page), ["c0-t2"]);
+    let doc = Page::parse(&page);
+    assert_eq!(
+        doc.text(".row-note"),
+        "bob's note",
+        "his note, not the viewer's"
+    );
+    assert!(doc.text("#viewing-as").contains("bob@localhost"));
+    let filters = doc.texts(".filters a");
+    assert!(
+        filters.contains(&"Fail 1".to_string()),
+        "Bob's counts: {filters:?}"
+    );
+    assert!(
+        filters.contains(&"Pass 0".to_string()),
+        "not Ann's pass: {filters:?}"
+    );
+    let mut offered = doc.texts("#filter-annotator option");
+    offered.sort();
+    assert_eq!(offered, ["ann@localhost", "bob@localhost", "you"]);
+
+    let (status, _) = app
+        .get_text(&ann, &format!("/d/whose/traces?annotator={bob_id}"))
+        .await;
+    assert_eq!(status, 403, "an annotator cannot read another's list");
+    let (_, own) = app.get_text(&ann, "/d/whose/traces").await;
+    assert!(
+        !Page::parse(&own).has("#filter-annotator"),
+        "nor is offered one"
+    );
+    let (status, _) = app.get_text(&admin, "/d/whose/traces?annotator=x").await;
+    assert_eq!(status, 400);
+    let (status, _) = app
+        .get_text(&admin, "/d/whose/traces?annotator=999999")
+        .await;
+    assert_eq!(status, 404);
+}

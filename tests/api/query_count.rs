@@ -128,10 +128,22 @@ async fn list_pages_issue_a_constant_number_of_queries_without_offset() {
         )
         .await;
     }
+    // The first page reads the metadata filter's hints once (then kept per dataset).
+    let first = statements_for(&app, &ann, "/d/q/traces?per=10").await;
+    assert!(
+        first.iter().any(|s| s.contains("SELECT t.metadata")),
+        "{first:#?}"
+    );
     let small = statements_for(&app, &ann, "/d/q/traces?per=10").await;
+    assert!(
+        !small.iter().any(|s| s.contains("SELECT t.metadata")),
+        "{small:#?}"
+    );
     let large = statements_for(&app, &ann, "/d/q/traces?per=300").await;
     let deep = statements_for(&app, &ann, "/d/q/traces?per=10&before=last").await;
     let filtered = statements_for(&app, &ann, "/d/q/traces?per=300&status=todo").await;
+    let searched = statements_for(&app, &ann, "/d/q/traces?per=300&q=question").await;
+    let searched_small = statements_for(&app, &ann, "/d/q/traces?per=10&q=question").await;
     assert!(!small.is_empty(), "statements are being counted");
     assert!(
         large.iter().any(|s| s.contains("FROM traces t")),
@@ -144,11 +156,23 @@ async fn list_pages_issue_a_constant_number_of_queries_without_offset() {
     );
     assert_eq!(small.len(), deep.len());
     assert_eq!(small.len(), filtered.len());
+    assert_eq!(
+        small.len(),
+        searched.len(),
+        "a search page is as many: {searched:#?}"
+    );
+    assert_eq!(searched.len(), searched_small.len());
     assert!(
         small.len() <= 6,
         "a handful of statements per page: {small:#?}"
     );
-    for s in small.iter().chain(&large).chain(&deep).chain(&filtered) {
+    for s in small
+        .iter()
+        .chain(&large)
+        .chain(&deep)
+        .chain(&filtered)
+        .chain(&searched)
+    {
         assert!(!s.to_uppercase().contains("OFFSET"), "no OFFSET: {s}");
     }
 }
