@@ -529,18 +529,31 @@ async fn list_pages(
             ),
         );
     }
+    // Searches (issue 15): a word in most traces, its deepest page, a metadata value held
+    // by about one trace in 5,000, a word in none, and a word with a metadata value.
+    for (name, query) in [
+        ("search, common word", "q=order"),
+        ("search, common word, deepest page", "q=order&before=last"),
+        (
+            "search, rare metadata value",
+            "field=User%20Id&value=user-1234",
+        ),
+        ("search, word in no trace", "q=zebra"),
+        (
+            "search, word and metadata value",
+            "q=refund&field=Channel&value=web",
+        ),
+    ] {
+        pages.push((name.into(), format!("{base}?{query}")));
+    }
     let mut out = Vec::new();
     for (name, path) in pages {
-        let s = load::time_page(
-            http,
-            me,
-            &path,
-            "data-trace-id=",
-            20,
-            300,
-            Duration::from_secs(60),
-        )
-        .await;
+        let marker = if name.contains("no trace") {
+            "empty-list"
+        } else {
+            "data-trace-id="
+        };
+        let s = load::time_page(http, me, &path, marker, 20, 300, Duration::from_secs(60)).await;
         eprintln!(
             "  {name}: p50 {:.2} ms, p99 {:.2} ms, errors {}",
             s.p50_ms, s.p99_ms, s.errors

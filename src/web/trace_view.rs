@@ -39,6 +39,8 @@ pub struct TracePage {
     pub undo_url: String,
     pub progress: Progress,
     pub mine: Option<Annotation>,
+    /// The viewer skipped this trace and has not saved it since.
+    pub skipped: bool,
     pub others: Vec<OthersAnnotation>,
     pub version: i64,
     pub form_note: String,
@@ -205,6 +207,7 @@ pub async fn trace_page(
         others,
         counts,
         assigned,
+        skipped,
     } = trace_view::view_parts(&state.db, scope, &trace).await?;
     let total_turns = trace.total_turns.unwrap_or(turns.len() as i64);
     let earlier: Vec<Turn> = turns
@@ -234,6 +237,7 @@ pub async fn trace_page(
         undo_url: urls::undo(&dataset.slug),
         progress: Progress::of(counts, assigned.unwrap_or(dataset.trace_count)),
         mine,
+        skipped,
         others,
         version: form.version,
         form_note: form.note,

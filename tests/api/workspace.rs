@@ -412,6 +412,17 @@ async fn skips_are_recorded_passed_over_and_offered_at_the_end() {
     );
     let res = app.get(&ann, "/d/ws/skipped").await;
     assert_eq!(header(&res, "location"), "/d/ws/t/c0-t1");
+    // The trace itself says it is skipped (not "todo"); Bob, who did not skip it, sees to do.
+    let (_, view) = app.get_text(&ann, "/d/ws/t/c0-t1").await;
+    assert!(
+        Page::parse(&view)
+            .text("#skipped-status")
+            .starts_with("skipped"),
+        "{view}"
+    );
+    let bob = app.login("Bob", false).await;
+    let (_, view) = app.get_text(&bob, "/d/ws/t/c0-t1").await;
+    assert!(!Page::parse(&view).has("#skipped-status"));
     // Annotating a skipped trace makes it done (no longer skipped).
     app.annotate(
         &ann,
@@ -422,8 +433,12 @@ async fn skips_are_recorded_passed_over_and_offered_at_the_end() {
     )
     .await;
     assert_eq!(app.count("SELECT COUNT(*) FROM skips").await, 1);
+    let (_, view) = app.get_text(&ann, "/d/ws/t/c0-t1").await;
+    assert!(
+        !Page::parse(&view).has("#skipped-status"),
+        "saved: no longer skipped"
+    );
     // Another annotator's queue knows nothing of Ann's skips.
-    let bob = app.login("Bob", false).await;
     let res = app.get(&bob, "/d/ws/next").await;
     assert_eq!(header(&res, "location"), "/d/ws/t/c0-t1");
     // Undo of the save of a skipped trace: it is skipped again, as before the save.
