@@ -1,11 +1,12 @@
 //! Searching the trace list: words of the messages (SQLite FTS5, Postgres full text) and
-//! exact metadata values, keyset-paged by trace id (import order) in one query a page.
+//! exact metadata values, keyset-paged in one query a page.
 //!
-//! On SQLite the FTS5 index drives the page: it hands out matching rowids in order, so a
-//! page reads about as many traces as it shows whether a word is rare or everywhere, and
-//! the metadata phrase narrows to candidates that the exact needle then checks. On Postgres
-//! the planner chooses between the GIN index (rare words) and the primary-key walk (common
-//! ones); a metadata value alone is probed on that walk.
+//! With words, the index drives the page and matches come in import order (by trace id):
+//! on SQLite FTS5 hands out matching rowids in order, so a page reads about as many traces
+//! as it shows whether a word is rare or everywhere; on Postgres the planner chooses between
+//! the GIN index (rare words) and the primary-key walk (common ones). A metadata value alone
+//! is probed on the reading-order walk of `(dataset_id, sort_key)`: quick for a common value,
+//! a scan of the dataset for a value no trace has.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -18,7 +19,7 @@ use super::{Backend, Db};
 use crate::domain::Metadata;
 use crate::domain::search::TraceSearch;
 
-/// A row of a search page with its page key (the trace's id).
+/// A row of a search page with its page key (the trace's id with words, else its sort key).
 #[derive(Debug, Clone, FromRow)]
 pub struct SearchRow {
     pub pk: i64,
@@ -44,15 +45,15 @@ pub async fn search_page(
     let status = status.condition();
     let coded_in = coded.map_or_else(|| "$7 = $7".to_string(), |c| c.condition(scope, "$7"));
     let needle = search.field.as_ref().map(|f| f.needle());
+    // The walk: the word index (page key: trace id), or reading order (page key: sort key).
     let (from, pk, matches) = match (db.backend(), search.fts5_query()) {
+        (_, None) => ("traces t", "t.sort_key", "$5 = $5"),
         (Backend::Sqlite, Some(_)) => (
             "traces_fts JOIN traces t ON t.id = traces_fts.rowid",
             "traces_fts.rowid",
             "traces_fts MATCH $5",
         ),
-        (Backend::Sqlite, None) => ("traces t", "t.id", "$5 = $5"),
-        (Backend::Postgres, _) if search.words.is_empty() => ("traces t", "t.id", "$5 = $5"),
-        (Backend::Postgres, _) => (
+        (Backend::Postgres, Some(_)) => (
             "traces t",
             "t.id",
             "to_tsvector('simple', t.user_message || ' ' || t.ai_response)

@@ -1,5 +1,5 @@
 //! A trace-list search as typed: words to find in the messages and an exact metadata value,
-//! and the SQLite FTS5 query that finds their candidates.
+//! and the SQLite FTS5 query that finds the words.
 
 /// What the trace list is searched for. Empty when nothing searchable was typed.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -8,7 +8,8 @@ pub struct TraceSearch {
     /// case and accents ignored). Words without a letter or digit are dropped: they hold no
     /// word to find.
     pub words: Vec<String>,
-    /// A metadata column and the exact value it must hold.
+    /// A metadata column and the exact value it must hold (probed on the walk of the list,
+    /// see [`MetadataValue::needle`]).
     pub field: Option<MetadataValue>,
 }
 
@@ -58,29 +59,20 @@ impl TraceSearch {
         self.words.join(" ")
     }
 
-    /// The FTS5 query for the candidates: every word as a quoted string (so `AND`, `NEAR`,
-    /// `*` or quotes typed by a user are words, not syntax) within the two message columns,
-    /// and the metadata column and value as one phrase of the `metadata` column (its JSON
-    /// text tokenizes to column, value, column, value…). A phrase can match more than the
-    /// exact value (a longer value, or a value followed by the next column), so the caller
-    /// checks [`MetadataValue::needle`] too. `None` when there is nothing to match in the
-    /// index (no words, and a metadata phrase without a word): the caller walks instead.
+    /// The FTS5 query: every letter-and-digit run of the words as a quoted string, all of
+    /// them required. Quoted, whatever a user typed (`AND`, `NEAR`, `*`, quotes) is a word,
+    /// not syntax; split into runs as the index's tokenizer splits text, so no string holds
+    /// two tokens (a phrase, which a `detail=none` index cannot answer): `order#12` is
+    /// `"order" AND "12"`. `None` without words.
     pub fn fts5_query(&self) -> Option<String> {
-        let mut parts = Vec::new();
-        if !self.words.is_empty() {
-            let words: Vec<String> = self.words.iter().map(|w| quoted(w)).collect();
-            parts.push(format!(
-                "{{user_message ai_response}} : ({})",
-                words.join(" AND ")
-            ));
-        }
-        if let Some(field) = &self.field {
-            let phrase = format!("{} {}", field.column, field.value);
-            if phrase.chars().any(char::is_alphanumeric) {
-                parts.push(format!("metadata : {}", quoted(&phrase)));
-            }
-        }
-        (!parts.is_empty()).then(|| parts.join(" AND "))
+        let tokens: Vec<String> = self
+            .words
+            .iter()
+            .flat_map(|w| w.split(|c: char| !c.is_alphanumeric()))
+            .filter(|t| !t.is_empty())
+            .map(quoted)
+            .collect();
+        (!tokens.is_empty()).then(|| tokens.join(" AND "))
     }
 }
 
@@ -102,25 +94,25 @@ mod tests {
     }
 
     #[test]
-    fn typed_syntax_stays_words() {
-        let s = TraceSearch::parse(Some("NEAR(a b) \"quoted\" star*"), None, None);
+    fn typed_syntax_stays_words_split_as_the_tokenizer_splits() {
+        let s = TraceSearch::parse(Some("NEAR(a b) \"quoted\" star* order#12 café"), None, None);
         assert_eq!(
             s.fts5_query().unwrap(),
-            r#"{user_message ai_response} : ("NEAR(a" AND "b)" AND """quoted""" AND "star*")"#
+            r#""NEAR" AND "a" AND "b" AND "quoted" AND "star" AND "order" AND "12" AND "café""#
+        );
+        assert_eq!(
+            TraceSearch::parse(None, Some("persona"), None).fts5_query(),
+            None
         );
     }
 
     #[test]
-    fn a_metadata_value_is_a_phrase_and_an_exact_needle() {
+    fn a_metadata_value_is_an_exact_needle() {
         let s = TraceSearch::parse(Some("late"), Some(" persona "), Some(" Power user "));
         let field = s.field.clone().unwrap();
         assert_eq!(field.column, "persona");
         assert_eq!(field.value, "Power user");
         assert_eq!(field.needle(), r#"["persona","Power user"]"#);
-        assert_eq!(
-            s.fts5_query().unwrap(),
-            r#"{user_message ai_response} : ("late") AND metadata : "persona Power user""#
-        );
     }
 
     #[test]
@@ -131,12 +123,5 @@ mod tests {
         };
         let stored = serde_json::to_string(&vec![("a", "b"), ("note", "say \"hi\"\\")]).unwrap();
         assert!(stored.contains(&field.needle()));
-    }
-
-    #[test]
-    fn a_value_without_words_leaves_nothing_to_match_in_the_index() {
-        let s = TraceSearch::parse(None, Some("--"), Some("?"));
-        assert!(!s.is_empty());
-        assert_eq!(s.fts5_query(), None);
     }
 }

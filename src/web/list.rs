@@ -47,8 +47,10 @@ pub struct ListPage {
     q_input: String,
     field_input: String,
     value_input: String,
-    /// Whether a search or metadata filter is in force (rows then come in import order).
+    /// Whether a search or metadata filter is in force.
     searching: bool,
+    /// Whether words are searched for (rows then come in import order).
+    by_words: bool,
     /// The dataset's metadata columns and their common values, for the metadata filter.
     metadata: Arc<Vec<MetadataColumn>>,
     /// For admins: everyone who annotated the dataset, for the annotator filter.
@@ -234,7 +236,7 @@ async fn list(
     let per = q.per.unwrap_or(PAGE_SIZE).clamp(10, 500);
     let coded = coded_filter(&state, &dataset, &q).await?;
     let search = TraceSearch::parse(q.q.as_deref(), q.field.as_deref(), q.value.as_deref());
-    // Page keys: trace ids for a search (import order), sort keys otherwise.
+    // Page keys: trace ids for a search of words (import order), sort keys otherwise.
     let (mut keys, mut rows): (Vec<i64>, Vec<ListRow>) = if !search.is_empty() {
         let coded = coded.as_ref().map(|(c, _)| c);
         trace_search::search_page(&state.db, &scope, &search, filter, coded, cursor, per + 1)
@@ -302,6 +304,7 @@ async fn list(
         field_input: q.field.clone().unwrap_or_default().trim().to_string(),
         value_input: q.value.clone().unwrap_or_default(),
         searching: !search.is_empty(),
+        by_words: !search.words.is_empty(),
         metadata: state
             .metadata_hints
             .columns(&state.db, &scope, dataset.trace_count)

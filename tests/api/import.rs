@@ -644,6 +644,12 @@ async fn an_import_left_running_by_a_dead_process_is_reaped_when_the_next_server
     assert_eq!(imports[0].0, "failed", "reaped before the server serves");
     assert!(imports[0].1.contains("interrupted"), "{:?}", imports[0]);
     assert_eq!((traces, conversations), (0, 0), "its rows are gone");
+    if backend() == "sqlite" {
+        let indexed = app
+            .count("SELECT COUNT(*) FROM traces_fts WHERE traces_fts MATCH 'q'")
+            .await;
+        assert_eq!(indexed, 0, "and their words left the search index");
+    }
     // The dataset is free for a new import.
     let admin = app.login("Admin", true).await;
     let (status, page) = app
