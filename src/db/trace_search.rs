@@ -27,6 +27,14 @@ pub struct SearchRow {
     pub row: ListRow,
 }
 
+/// The first and the last trace id of dataset `$1` (SQLite: `MIN`/`MAX` of an index prefix).
+const IDS_FROM: &str =
+    "COALESCE((SELECT MIN((SELECT MIN(x.id) FROM traces x WHERE x.import_id = i.id))
+    FROM imports i WHERE i.dataset_id = $1), 0)";
+const IDS_TO: &str =
+    "COALESCE((SELECT MAX((SELECT MAX(x.id) FROM traces x WHERE x.import_id = i.id))
+    FROM imports i WHERE i.dataset_id = $1), 0)";
+
 /// One keyset page of the traces matching `search` (which must not be empty) and having
 /// `status` for the viewer (and `coded`, if given), with the viewer's verdicts, notes and
 /// codes.
@@ -60,6 +68,19 @@ pub async fn search_page(
                  @@ plainto_tsquery('simple', $5)",
         ),
     };
+    // FTS5 hands out the rowids of every dataset: bound the walk to this dataset's trace ids
+    // (from each import's first and last id, a probe of `traces_import`), or a search of the
+    // first-imported dataset's deepest page walks every later dataset's matches first. One
+    // expression per side, as FTS5 takes one bound each way.
+    let page_bound = match (db.backend(), search.fts5_query(), cursor) {
+        (Backend::Sqlite, Some(_), PageCursor::After(_)) => {
+            format!("{pk} > MAX($3, {IDS_FROM} - 1) AND {pk} < {IDS_TO} + 1")
+        }
+        (Backend::Sqlite, Some(_), PageCursor::Before(_)) => {
+            format!("{pk} < MIN($3, {IDS_TO} + 1) AND {pk} > {IDS_FROM} - 1")
+        }
+        _ => format!("{pk} {cmp} $3"),
+    };
     let has_value = match (db.backend(), needle.is_some()) {
         (_, false) => "$6 = $6",
         (Backend::Sqlite, true) => "instr(t.metadata, $6) > 0",
@@ -72,7 +93,7 @@ pub async fn search_page(
                   AS skipped, {note_codes}
          FROM {from}
          LEFT JOIN annotations a ON a.trace_pk = t.id AND a.user_id = $2
-         WHERE {matches} AND {pk} {cmp} $3 AND t.dataset_id = $1 AND {visible}
+         WHERE {matches} AND {page_bound} AND t.dataset_id = $1 AND {visible}
            AND {has_value} AND {status} AND {coded_in}
          ORDER BY {pk} {order} LIMIT $4"
     );

@@ -212,6 +212,17 @@ async fn search_finds_whole_words_of_the_messages_in_import_order_keyset_paged()
         "every refund, case ignored, file order"
     );
     assert!(Page::parse(&page).has("#search-notice"));
+    for other in [
+        "/d/other/traces?q=refund",
+        "/d/other/traces?q=refund&before=last",
+    ] {
+        let (_, page) = app.get_text(&ann, other).await;
+        assert_eq!(
+            listed_ids(&page),
+            refunds,
+            "the later dataset's own: {other}"
+        );
+    }
     let (_, page) = app
         .get_text(&ann, "/d/search/traces?q=refund+order+9")
         .await;
