@@ -485,6 +485,22 @@ pub async fn new_conversations(
     .await
 }
 
+/// On Postgres, merges the search index's pending list (`gin_clean_pending_list`) before
+/// the import's traces become visible. A large import leaves megabytes of new words in the
+/// GIN index's pending list, which every search scans until autovacuum merges it. Without
+/// this, a search for a word in no trace had p99 5.5–5.8 s at 100,000 traces (a few requests
+/// stalled for seconds, likely while autovacuum merged the list); with it, 7.5 ms. Merged
+/// here, while the traces are still invisible, by the import that wrote them. SQLite's FTS5
+/// index merges as it goes.
+pub async fn merge_search_index(db: &Db) -> Result<(), sqlx::Error> {
+    if db.backend() == super::Backend::Postgres {
+        sqlx::query("SELECT gin_clean_pending_list('traces_search'::regclass)")
+            .execute(db.writer())
+            .await?;
+    }
+    Ok(())
+}
+
 pub async fn finish_done(
     db: &Db,
     cursor: &Cursor,

@@ -333,6 +333,7 @@ async fn run_inner(
     };
     let message = format!("{} {}", summary(inserted, duplicates), found.sentence());
     let bytes_read = bytes.load(Ordering::Relaxed) as i64;
+    imports::merge_search_index(db).await?;
     if !imports::finish_done(db, &cursor, &columns, rows_read, bytes_read, &message).await? {
         return Err(Stopped::TakenOver.into());
     }

@@ -443,3 +443,25 @@ async fn admins_see_an_annotators_list_and_annotators_cannot() {
         .await;
     assert_eq!(status, 404);
 }
+
+#[tokio::test]
+async fn an_import_leaves_the_postgres_search_index_merged() {
+    if backend() != "postgres" {
+        return; // SQLite's FTS5 index merges as it goes; nothing is pending.
+    }
+    let app = spawn_app().await;
+    let admin = app.login("Admin", true).await;
+    app.upload(&admin, "Merged", "m.csv", searchable_csv())
+        .await;
+    // Pages the import left in the GIN pending list (merging them now returns their number).
+    let pending = app
+        .count("SELECT gin_clean_pending_list('traces_search'::regclass)")
+        .await;
+    assert_eq!(
+        pending, 0,
+        "merged by the import, before its traces became visible"
+    );
+    let ann = app.login("Ann", false).await;
+    let (_, page) = app.get_text(&ann, "/d/merged/traces?q=shipping").await;
+    assert_eq!(listed_ids(&page).len(), 20);
+}
