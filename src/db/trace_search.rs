@@ -14,7 +14,7 @@ use std::sync::{Arc, Mutex};
 use sqlx::FromRow;
 
 use super::scope::{Scope, Traces};
-use super::traces::{CodedFilter, ListRow, PageCursor, SKIPPED, StatusFilter, own_note_and_codes};
+use super::traces::{CodedFilter, ListRow, PageCursor, StatusFilter, row_columns};
 use super::{Backend, Db};
 use crate::domain::Metadata;
 use crate::domain::search::TraceSearch;
@@ -49,12 +49,13 @@ pub async fn search_page(
 ) -> Result<Vec<SearchRow>, sqlx::Error> {
     let (cmp, order, key) = cursor.keyset();
     let visible = scope.traces("t");
-    let note_codes = own_note_and_codes(db);
+    let columns = row_columns(db);
     let status = status.condition();
     let coded_in = coded.map_or_else(|| "$7 = $7".to_string(), |c| c.condition(scope, "$7"));
     let needle = search.field.as_ref().map(|f| f.needle());
     // The walk: the word index (page key: trace id), or reading order (page key: sort key).
-    let (from, pk, matches) = match (db.backend(), search.fts5_query()) {
+    let words = search.fts5_query();
+    let (from, pk, matches) = match (db.backend(), &words) {
         (_, None) => ("traces t", "t.sort_key", "$5 = $5"),
         (Backend::Sqlite, Some(_)) => (
             "traces_fts JOIN traces t ON t.id = traces_fts.rowid",
@@ -72,7 +73,7 @@ pub async fn search_page(
     // (from each import's first and last id, a probe of `traces_import`), or a search of the
     // first-imported dataset's deepest page walks every later dataset's matches first. One
     // expression per side, as FTS5 takes one bound each way.
-    let page_bound = match (db.backend(), search.fts5_query(), cursor) {
+    let page_bound = match (db.backend(), &words, cursor) {
         (Backend::Sqlite, Some(_), PageCursor::After(_)) => {
             format!("{pk} > MAX($3, {IDS_FROM} - 1) AND {pk} < {IDS_TO} + 1")
         }
@@ -87,10 +88,7 @@ pub async fn search_page(
         (Backend::Postgres, true) => "strpos(t.metadata, $6) > 0",
     };
     let sql = format!(
-        "SELECT {pk} AS pk, t.trace_id, t.sort_key, t.flow_session, t.turn_number,
-                SUBSTR(t.user_message, 1, 160) AS preview, a.verdict,
-                CAST(CASE WHEN a.verdict IS NULL AND {SKIPPED} THEN 1 ELSE 0 END AS BIGINT)
-                  AS skipped, {note_codes}
+        "SELECT {pk} AS pk, {columns}
          FROM {from}
          LEFT JOIN annotations a ON a.trace_pk = t.id AND a.user_id = $2
          WHERE {matches} AND {page_bound} AND t.dataset_id = $1 AND {visible}
@@ -98,7 +96,7 @@ pub async fn search_page(
          ORDER BY {pk} {order} LIMIT $4"
     );
     let terms = match db.backend() {
-        Backend::Sqlite => search.fts5_query().unwrap_or_default(),
+        Backend::Sqlite => words.unwrap_or_default(),
         Backend::Postgres => search.text(),
     };
     let query = sqlx::query_as(&sql)

@@ -140,9 +140,21 @@ impl PageCursor {
     }
 }
 
+/// SQL columns of a [`ListRow`] for trace `t` with the viewer's annotation `a` left-joined
+/// (NULL when there is none): its verdict, whether it is skipped, the note and the codes.
+pub(super) fn row_columns(db: &Db) -> String {
+    format!(
+        "t.trace_id, t.sort_key, t.flow_session, t.turn_number,
+         SUBSTR(t.user_message, 1, 160) AS preview, a.verdict,
+         CAST(CASE WHEN a.verdict IS NULL AND {SKIPPED} THEN 1 ELSE 0 END AS BIGINT) AS skipped,
+         {}",
+        own_note_and_codes(db)
+    )
+}
+
 /// SQL columns: the viewer's own note and codes on a list row, from annotation `a` (codes
 /// by the primary key prefix of `annotation_codes`; NULL, no codes, without an annotation).
-pub(super) fn own_note_and_codes(db: &Db) -> String {
+fn own_note_and_codes(db: &Db) -> String {
     format!(
         "SUBSTR(COALESCE(a.first_failure_note, ''), 1, 200) AS note, {} AS codes",
         super::codes::codes_of(db.backend(), "a.id")
@@ -208,6 +220,7 @@ pub async fn list_page(
     let (cmp, order, key) = cursor.keyset();
     let visible = scope.traces("t");
     let note_codes = own_note_and_codes(db);
+    let columns = row_columns(db);
     // Everything at or below the low-water mark is annotated: the to-do walk starts above
     // it (or stops at it, going backwards) instead of stepping over, say, 100,000 annotated
     // traces. Read inside the statement, so a page stays one query.
@@ -215,10 +228,7 @@ pub async fn list_page(
         "(SELECT r.low_water FROM resume_points r WHERE r.user_id = $2 AND r.dataset_id = $1)";
     let sql = match filter {
         StatusFilter::All => format!(
-            "SELECT t.trace_id, t.sort_key, t.flow_session, t.turn_number,
-                    SUBSTR(t.user_message, 1, 160) AS preview, a.verdict,
-                    CAST(CASE WHEN a.verdict IS NULL AND {SKIPPED} THEN 1 ELSE 0 END AS BIGINT)
-                      AS skipped, {note_codes}
+            "SELECT {columns}
              FROM traces t
              LEFT JOIN annotations a ON a.trace_pk = t.id AND a.user_id = $2
              WHERE t.dataset_id = $1 AND t.sort_key {cmp} $3 AND {visible}
@@ -348,12 +358,9 @@ pub async fn coded_page(
 ) -> Result<Vec<ListRow>, sqlx::Error> {
     let (cmp, order, key) = cursor.keyset();
     let visible = scope.traces("t");
-    let note_codes = own_note_and_codes(db);
+    let columns = row_columns(db);
     let sql = format!(
-        "SELECT t.trace_id, t.sort_key, t.flow_session, t.turn_number,
-                SUBSTR(t.user_message, 1, 160) AS preview, a.verdict,
-                CAST(CASE WHEN a.verdict IS NULL AND {SKIPPED} THEN 1 ELSE 0 END AS BIGINT)
-                  AS skipped, {note_codes}
+        "SELECT {columns}
          FROM traces t
          LEFT JOIN annotations a ON a.trace_pk = t.id AND a.user_id = $2
          WHERE t.dataset_id = $1 AND t.sort_key {cmp} $3 AND {visible}
