@@ -11,6 +11,11 @@
 //! per mode and per annotator, totals, the 300 most used codes' spellings — everything the
 //! page shows but the rendering), the export (queries + CSV), the annotators' suggestion
 //! list, and the suggested groupings (queries + clustering of the ungrouped codes).
+//!
+//! Then the server itself on that database (default configuration), over HTTP with
+//! rendering: the page with no save since the last view, with an annotator saving before
+//! every view (counts kept and refreshed in the background), right after a codebook change
+//! (counted before answering), and an annotator's `codes.json`.
 
 use std::time::{Duration, Instant};
 
@@ -162,10 +167,10 @@ async fn main() -> anyhow::Result<()> {
         let overview = codebook::overview(&db, dataset).await?;
         let bytes = codebook::export_csv(&codebook::export_rows(&overview), false)?;
         let export_time = t.elapsed();
-        let t = Instant::now();
         let scope =
             tracecoder::db::scope::Scope::everyone(dataset, tracecoder::domain::UserId(first_user));
-        codebook::suggestions_for(&db, &scope).await?;
+        let t = Instant::now();
+        codebook::suggestions_for(&db, &scope, &overview).await?;
         let suggest_time = t.elapsed();
         if run > 0 {
             page.push(page_time);
@@ -229,13 +234,130 @@ async fn main() -> anyhow::Result<()> {
         store::spellings(&db, dataset, &top).await?;
         parts[4].1.push(t.elapsed());
     }
-    summary("codebook page (queries)", page);
+    summary("counting (the page's queries, no cache)", page);
     for (label, samples) in parts {
         summary(label, samples);
     }
     summary("codebook export (CSV)", export);
-    summary("annotator suggestions (codes.json)", suggest);
+    summary("annotator suggestions (from counts)", suggest);
     summary("suggested groupings", grouping);
+    http_phase(&url, first_user).await?;
     println!("peak RSS {:.0} MiB", peak_rss_mib());
+    Ok(())
+}
+
+/// The page as a lead gets it: the server on this database (default configuration: counts
+/// costing over 50 ms are kept between saves), an admin's browser-like client, HTTP and
+/// rendering included. Three situations: nobody saved since the last view; an annotator saves
+/// between every two views (for 20 s, a view every 100 ms, the counts refreshed in the
+/// background meanwhile); the lead changed the codebook just before (counted before
+/// answering).
+async fn http_phase(url: &str, first_user: i64) -> anyhow::Result<()> {
+    let app = tracecoder::Application::build(tracecoder::Config::local(url)).await?;
+    let base = format!("http://{}", app.local_addr());
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let server = tokio::spawn(app.run_until(async move {
+        let _ = stopped.await;
+    }));
+    let login = |name: &'static str, admin: bool| {
+        let base = base.clone();
+        async move {
+            let client = reqwest::Client::builder()
+                .cookie_store(true)
+                .redirect(reqwest::redirect::Policy::none())
+                .build()?;
+            let mut form = vec![("name", name), ("next", "/")];
+            if admin {
+                form.push(("admin", "1"));
+            }
+            client
+                .post(format!("{base}/login"))
+                .form(&form)
+                .send()
+                .await?;
+            anyhow::Ok(client)
+        }
+    };
+    let lead = login("Lead", true).await?;
+    let annotator = login("A0", false).await?;
+    let page_url = format!("{base}/d/bench/codebook");
+    let view = |client: &reqwest::Client| {
+        let (client, page_url) = (client.clone(), page_url.clone());
+        async move {
+            let t = Instant::now();
+            let res = client.get(&page_url).send().await?;
+            anyhow::ensure!(res.status() == 200, "codebook page: {}", res.status());
+            let body = res.text().await?;
+            // How many annotation changes the counts shown miss (0: current).
+            let behind = body
+                .split_once("id=\"counts-as-of\">")
+                .and_then(|(_, note)| note.split_once(" s ago: "))
+                .and_then(|(_, rest)| rest.split_whitespace().next()?.parse::<usize>().ok())
+                .unwrap_or(0);
+            anyhow::Ok((t.elapsed(), behind))
+        }
+    };
+    view(&lead).await?; // counts once
+    let mut quiet = Vec::new();
+    for _ in 0..30 {
+        quiet.push(view(&lead).await?.0);
+    }
+    summary("page, no save since the last view", quiet);
+
+    let (mut busy, mut trace) = (Vec::new(), 200_000 + first_user);
+    let (mut behind, mut most_behind) = (0, 0);
+    let until = Instant::now() + Duration::from_secs(20);
+    while Instant::now() < until {
+        trace += 1;
+        let res = annotator
+            .post(format!("{base}/d/bench/t/t{trace}/annotate"))
+            .form(&[
+                ("verdict", "fail"),
+                ("note", "n"),
+                ("codes", "code 5"),
+                ("version", "0"),
+            ])
+            .send()
+            .await?;
+        anyhow::ensure!(res.status() == 303, "save: {}", res.status());
+        let (time, missed) = view(&lead).await?;
+        busy.push(time);
+        behind += usize::from(missed > 0);
+        most_behind = most_behind.max(missed);
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    println!(
+        "while an annotator saves: {} views, {behind} of them as of an earlier count, \
+         missing at most {most_behind} saves",
+        busy.len(),
+    );
+    summary("page, a save before every view", busy);
+
+    let mut edited = Vec::new();
+    for n in 0..10 {
+        let name = format!("Bench mode {n}");
+        let res = lead
+            .post(format!("{base}/d/bench/codebook/modes"))
+            .form(&[("name", name.as_str()), ("description", "")])
+            .send()
+            .await?;
+        anyhow::ensure!(res.status() == 303, "create mode: {}", res.status());
+        edited.push(view(&lead).await?.0);
+    }
+    summary("page, after a codebook change", edited);
+    let mut codes_json = Vec::new();
+    for _ in 0..30 {
+        let t = Instant::now();
+        let res = annotator
+            .get(format!("{base}/d/bench/codes.json"))
+            .send()
+            .await?;
+        anyhow::ensure!(res.status() == 200, "codes.json: {}", res.status());
+        res.bytes().await?;
+        codes_json.push(t.elapsed());
+    }
+    summary("annotator suggestions (codes.json)", codes_json);
+    let _ = stop.send(());
+    server.await??;
     Ok(())
 }

@@ -71,6 +71,9 @@ impl Application {
                 config.rate_limit_period,
             ),
             metadata_hints: Default::default(),
+            codebook_counts: crate::codebook_cache::OverviewCache::new(
+                config.codebook_recount_budget,
+            ),
         }));
         let limits = connection_limits(&config);
         // Bound first: without PUBLIC_URL the names the app answers to carry the bound port.

@@ -149,6 +149,10 @@ pub struct ServeArgs {
     /// Milliseconds to pause after each 2,000-row batch a form import writes (throttling).
     #[arg(long, env = "IMPORT_PAUSE_MS", default_value_t = 0)]
     pub import_pause_ms: u64,
+    /// Milliseconds of counting above which the codebook page shows a dataset's counts as
+    /// last computed while annotators save, and counts again in the background.
+    #[arg(long, env = "CODEBOOK_RECOUNT_BUDGET_MS", default_value_t = 50)]
+    pub codebook_recount_budget_ms: u64,
     /// On SIGTERM, seconds running imports get to finish before they are stopped (and
     /// marked failed, their rows removed).
     #[arg(long, env = "IMPORT_SHUTDOWN_GRACE_SECONDS", default_value_t = 20)]
@@ -256,6 +260,7 @@ impl ServeArgs {
             demo: self.demo,
             request_timeout: Duration::from_secs(30),
             import_pause: Duration::from_millis(self.import_pause_ms),
+            codebook_recount_budget: Duration::from_millis(self.codebook_recount_budget_ms),
             import_grace: Duration::from_secs(self.import_shutdown_grace_seconds),
             import_stale_after: Duration::from_secs(self.import_stale_seconds.max(1)),
             header_read_timeout: Duration::from_secs(self.header_read_timeout_seconds),

@@ -378,13 +378,18 @@ pub const MAX_SUGGESTIONS: usize = 500;
 /// Codes to offer an annotator: the active failure modes (name and rubric), then the codes
 /// grouped into them, then the most used other codes. Under an assignment an annotator
 /// codes blind, so the "most used" part is limited to their own codes; the modes and their
-/// codes are the lead's rubric and always offered.
-pub async fn suggestions_for(db: &Db, scope: &Scope) -> Result<Vec<Suggestion>, sqlx::Error> {
+/// codes are the lead's rubric and always offered. The uses come from `counted`, the
+/// codebook's counts (kept between views, see `codebook_cache`).
+pub async fn suggestions_for(
+    db: &Db,
+    scope: &Scope,
+    counted: &Overview,
+) -> Result<Vec<Suggestion>, sqlx::Error> {
     let dataset = scope.dataset;
     let modes = codebook::modes(db, dataset).await?;
     let grouping = codebook::grouping(db, dataset).await?;
     let own_only = scope.annotations == Annotations::OwnOnly && scope.under_assignment;
-    let counts = codebook::code_counts(db, dataset).await?;
+    let counts: Vec<&CodeCount> = counted.codes.iter().map(|c| &c.counts).collect();
     let own: Option<HashSet<String>> = if own_only {
         Some(codes::codes_used_by(db, dataset, scope.viewer).await?)
     } else {
@@ -431,7 +436,7 @@ pub async fn suggestions_for(db: &Db, scope: &Scope) -> Result<Vec<Suggestion>, 
         }
     }
     let mut rest: Vec<&CodeCount> = counts
-        .iter()
+        .into_iter()
         .filter(|c| !offered.contains(&c.code))
         .filter(|c| own.as_ref().is_none_or(|own| own.contains(&c.code)))
         .collect();

@@ -9,6 +9,9 @@ use url::Url;
 /// The default database: a SQLite file in the working directory.
 pub const DEFAULT_DATABASE_URL: &str = "sqlite://tracecoder.db?mode=rwc";
 
+/// The codebook page's target is 50 ms: counts that cost more are kept between saves.
+pub const DEFAULT_CODEBOOK_RECOUNT_BUDGET: Duration = Duration::from_millis(50);
+
 /// Everything `serve` needs, validated. Secrets are `SecretString` so they never reach logs.
 #[derive(Debug, Clone)]
 pub struct Config {
@@ -51,6 +54,10 @@ pub struct Config {
     /// Pause after each 2,000-row batch a form import writes: throttles imports on a busy box
     /// (and lets tests watch an import's progress).
     pub import_pause: Duration,
+    /// A dataset whose codebook counts take longer than this to compute shows them as last
+    /// computed while annotators save, and counts again in the background
+    /// (`codebook_cache`); within it, every view after a save counts again.
+    pub codebook_recount_budget: Duration,
     /// On shutdown, how long running imports may take to finish before they are stopped,
     /// cleaned up and marked failed.
     pub import_grace: Duration,
@@ -120,6 +127,7 @@ impl Config {
             demo: false,
             request_timeout: Duration::from_secs(30),
             import_pause: Duration::ZERO,
+            codebook_recount_budget: DEFAULT_CODEBOOK_RECOUNT_BUDGET,
             import_grace: Duration::from_secs(20),
             import_stale_after: crate::import::DEFAULT_STALE_AFTER,
             header_read_timeout: Duration::from_secs(30),

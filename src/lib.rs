@@ -9,6 +9,7 @@ pub mod cli;
 pub mod cli_codebook;
 pub mod cli_review;
 pub mod codebook;
+pub mod codebook_cache;
 pub mod config;
 pub mod db;
 pub mod demo;

@@ -35,6 +35,8 @@ pub struct App {
     pub login_accounts: Arc<AccountLimiter>,
     /// The trace list's metadata filter hints, per dataset.
     pub metadata_hints: crate::db::trace_search::MetadataCache,
+    /// The codebook's counts per dataset, kept between views.
+    pub codebook_counts: crate::codebook_cache::OverviewCache,
 }
 
 impl Deref for AppState {

@@ -13,6 +13,33 @@ use super::{Backend, Db, now};
 use crate::domain::codebook::{FileProblem, ImportedMode, mode_key};
 use crate::domain::{AnnotationId, DatasetId, ModeId, UserId};
 
+/// What the codebook's counts were computed from: the dataset's annotation change
+/// counters summed (bumped by a trigger on every write to an annotation, migration 0016) and
+/// its last codebook change. Equal versions mean equal counts.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct CountsVersion {
+    pub annotations: i64,
+    pub codebook: i64,
+}
+
+/// The dataset's [`CountsVersion`]: index `annotation_counts_dataset` (one row per
+/// annotator) and one probe of `codebook_changes_dataset`.
+pub async fn counts_version(db: &Db, dataset: DatasetId) -> Result<CountsVersion, sqlx::Error> {
+    let (annotations, codebook): (i64, i64) = sqlx::query_as(
+        "SELECT COALESCE((SELECT CAST(SUM(changes) AS BIGINT) FROM annotation_counts
+                          WHERE dataset_id = $1), 0),
+                COALESCE((SELECT CAST(MAX(id) AS BIGINT) FROM codebook_changes
+                          WHERE dataset_id = $1), 0)",
+    )
+    .bind(dataset)
+    .fetch_one(db.reader())
+    .await?;
+    Ok(CountsVersion {
+        annotations,
+        codebook,
+    })
+}
+
 /// One normalized open code in use, with its counts over current annotations.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct CodeCount {

@@ -3,6 +3,8 @@
 //! saturation and suggestion sections; and, for everyone, the codes offered while
 //! annotating (`/d/{dataset}/codes.json`).
 
+use std::sync::Arc;
+
 use askama::Template;
 use askama_web::WebTemplate;
 use axum::Router;
@@ -13,6 +15,7 @@ use axum::routing::{get, post};
 use serde::Deserialize;
 
 use crate::codebook::{self, CodeRow, ModeRow, Overview, Suggestion};
+use crate::codebook_cache::{Need, View};
 use crate::db::codebook::{self as store, Change, Edit, ExampleNote, Refused};
 use crate::domain::code_clusters::Cluster;
 use crate::domain::codebook::{FileProblem, ParetoBar, pareto, parse_description, parse_mode_name};
@@ -87,7 +90,9 @@ pub struct CodebookPage {
     nav: Option<Nav>,
     ds_name: String,
     ds_slug: String,
-    overview: Overview,
+    overview: Arc<Overview>,
+    /// When the counts are not the database's: how old they are and what they miss.
+    as_of: Option<CountsAsOf>,
     /// The codes listed (after the search), with their shown spelling.
     shown: Vec<(CodeRow, String)>,
     matching: usize,
@@ -95,6 +100,21 @@ pub struct CodebookPage {
     bars: Vec<ParetoBar>,
     notice: Option<Notice>,
     problems: Vec<FileProblem>,
+}
+
+/// Counts shown as last computed while annotators save (see `codebook_cache`).
+pub struct CountsAsOf {
+    seconds_ago: i64,
+    changes_since: i64,
+}
+
+impl CountsAsOf {
+    fn of(view: &View) -> Option<CountsAsOf> {
+        (view.changes_since > 0).then(|| CountsAsOf {
+            seconds_ago: (crate::db::now() - view.counted.computed_unix).max(0),
+            changes_since: view.changes_since,
+        })
+    }
 }
 
 /// A message above the page: what a change did, or why it was refused.
@@ -179,7 +199,11 @@ async fn render_page(
     notice: Option<Notice>,
     problems: Vec<FileProblem>,
 ) -> AppResult<CodebookPage> {
-    let overview = codebook::overview(&state.db, at.dataset.id).await?;
+    let view = state
+        .codebook_counts
+        .get(&state.db, at.dataset.id, Need::Recent)
+        .await?;
+    let overview = view.overview().clone();
     let needle = normalize_code(&search);
     let matching: Vec<&CodeRow> = overview
         .codes
@@ -188,7 +212,10 @@ async fn render_page(
         .collect();
     let listed: Vec<&CodeRow> = matching.iter().take(CODES_SHOWN).copied().collect();
     let keys: Vec<&str> = listed.iter().map(|c| c.counts.code.as_str()).collect();
-    let spellings = store::spellings(&state.db, at.dataset.id, &keys).await?;
+    let spellings = view
+        .counted
+        .spellings(&state.db, at.dataset.id, &keys)
+        .await?;
     let shown = listed
         .into_iter()
         .map(|c| {
@@ -218,6 +245,7 @@ async fn render_page(
         ds_name: at.dataset.name.clone(),
         ds_slug: at.dataset.slug.clone(),
         matching: matching.len(),
+        as_of: CountsAsOf::of(&view),
         overview,
         shown,
         search,
@@ -235,8 +263,17 @@ async fn page(
     render_page(&state, &at, query.q, None, Vec::new()).await
 }
 
+/// The counts an export writes: always the database's.
+async fn exact_overview(state: &AppState, at: &InDataset) -> AppResult<Arc<Overview>> {
+    let view = state
+        .codebook_counts
+        .get(&state.db, at.dataset.id, Need::Exact)
+        .await?;
+    Ok(view.overview().clone())
+}
+
 async fn export_csv(State(state): State<AppState>, at: InDataset) -> AppResult<Response> {
-    let overview = codebook::overview(&state.db, at.dataset.id).await?;
+    let overview = exact_overview(&state, &at).await?;
     let csv = codebook::export_csv(&codebook::export_rows(&overview), false)?;
     let disposition = format!("attachment; filename=\"{}-codebook.csv\"", at.dataset.slug);
     Ok((
@@ -250,7 +287,7 @@ async fn export_csv(State(state): State<AppState>, at: InDataset) -> AppResult<R
 }
 
 async fn export_json(State(state): State<AppState>, at: InDataset) -> AppResult<Response> {
-    let overview = codebook::overview(&state.db, at.dataset.id).await?;
+    let overview = exact_overview(&state, &at).await?;
     Ok(axum::Json(codebook::export_json(&at.dataset.name, &overview)).into_response())
 }
 
@@ -662,7 +699,11 @@ struct CodesJson {
 
 /// The codes offered in the open-codes field (see [`codebook::suggestions_for`]).
 async fn codes_json(State(state): State<AppState>, at: InDataset) -> AppResult<Response> {
-    let suggestions = codebook::suggestions_for(&state.db, &at.scope).await?;
+    let counted = state
+        .codebook_counts
+        .get(&state.db, at.dataset.id, Need::Recent)
+        .await?;
+    let suggestions = codebook::suggestions_for(&state.db, &at.scope, counted.overview()).await?;
     Ok((
         [(header::CACHE_CONTROL, "private, no-store")],
         axum::Json(CodesJson { suggestions }),

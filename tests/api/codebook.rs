@@ -18,7 +18,13 @@ use crate::helpers::*;
 /// annotators, 3 failed traces; `tone` on 2 traces, 2 annotations, 2 annotators, 2 failed;
 /// `hallucination` was revised away and counts nowhere.
 async fn coded_app() -> (TestApp, reqwest::Client) {
-    let app = spawn_app().await;
+    coded_app_with(|_| {}).await
+}
+
+async fn coded_app_with(
+    adjust: impl FnOnce(&mut tracecoder::Config),
+) -> (TestApp, reqwest::Client) {
+    let app = spawn_app_with(adjust).await;
     let admin = app.login("Lead", true).await;
     let (status, page) = app.upload(&admin, "Codes", "c.csv", simple_csv(5, 2)).await;
     assert_eq!(status, 200, "{page}");
@@ -662,4 +668,151 @@ async fn team_review_and_reference_labels_use_the_codebooks_failure_modes() {
     let csv = app.get_text(&admin, "/d/codes/reference.csv").await.1;
     let line = csv.lines().find(|l| l.starts_with("c0-t1,")).expect(&csv);
     assert!(line.contains("Fail,Tool misuse"), "{line}");
+}
+
+/// The dataset's counts version, as the codebook's cache reads it.
+async fn counts_version(app: &TestApp) -> tracecoder::db::codebook::CountsVersion {
+    let id = app
+        .count("SELECT id FROM datasets WHERE slug = 'codes'")
+        .await;
+    tracecoder::db::codebook::counts_version(&app.db, tracecoder::domain::DatasetId(id))
+        .await
+        .expect("counts version")
+}
+
+/// The codes listed on the codebook page, in order.
+async fn listed_codes(app: &TestApp, c: &reqwest::Client) -> (Page, Vec<String>) {
+    let page = Page::parse(&app.get_text(c, "/d/codes/codebook").await.1);
+    let codes = page.attrs("#codes tbody tr", "data-code");
+    (page, codes)
+}
+
+#[tokio::test]
+async fn every_write_to_an_annotation_moves_the_counts_version() {
+    let (app, admin) = coded_app().await;
+    let ann = app.login("Ann", false).await;
+    let start = counts_version(&app).await;
+    // Seven saves by three annotators (one of them a revision).
+    assert_eq!(start.annotations, 7, "{start:?}");
+
+    // A revision that keeps the verdict and changes only the codes.
+    let revise = [
+        ("verdict", "fail"),
+        ("note", "n"),
+        ("codes", "tone"),
+        ("version", "1"),
+    ];
+    let res = app.annotate(&ann, "codes", "c0-t2", &revise, false).await;
+    assert_eq!(res.status(), 303);
+    let revised = counts_version(&app).await;
+    assert_eq!(revised.annotations, start.annotations + 1);
+    assert_eq!(revised.codebook, start.codebook);
+
+    // A first save, then its undo (the annotation is deleted): both move it.
+    let new = [
+        ("verdict", "fail"),
+        ("note", "n"),
+        ("codes", "brand new"),
+        ("version", "0"),
+    ];
+    let res = app.annotate(&ann, "codes", "c2-t1", &new, false).await;
+    assert_eq!(res.status(), 303);
+    assert_eq!(
+        listed_codes(&app, &admin).await.1,
+        vec!["tone", "wrong tool", "brand new"]
+    );
+    let res = ann
+        .post(app.url("/d/codes/undo"))
+        .header("HX-Request", "true")
+        .form(&[("x", "")])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 200, "{}", res.text().await.unwrap());
+    assert_eq!(app.count("SELECT COUNT(*) FROM annotations").await, 6);
+    let undone = counts_version(&app).await;
+    assert_eq!(undone.annotations, revised.annotations + 2);
+    // The page counts again: the undone code is gone.
+    assert_eq!(
+        listed_codes(&app, &admin).await.1,
+        vec!["tone", "wrong tool"]
+    );
+
+    // A codebook change moves the other part.
+    create_mode(&app, &admin, "Style").await;
+    let changed = counts_version(&app).await;
+    assert_eq!(changed.annotations, undone.annotations);
+    assert!(changed.codebook > undone.codebook, "{changed:?}");
+}
+
+#[tokio::test]
+async fn costly_counts_are_shown_as_of_their_computation_while_annotators_save() {
+    // A budget of zero: every dataset counts as costly, as one of 100,000 annotations does.
+    let (app, admin) =
+        coded_app_with(|c| c.codebook_recount_budget = std::time::Duration::ZERO).await;
+    let (page, codes) = listed_codes(&app, &admin).await;
+    assert_eq!(codes, vec!["wrong tool", "tone"]);
+    assert!(
+        !page.has("#counts-as-of"),
+        "computed for this view: current"
+    );
+
+    // An annotator saves a new code: the page shows the counts as they were, and says so.
+    let ann = app.login("Ann", false).await;
+    let new = [
+        ("verdict", "fail"),
+        ("note", "n"),
+        ("codes", "brand new"),
+        ("version", "0"),
+    ];
+    let res = app.annotate(&ann, "codes", "c2-t1", &new, false).await;
+    assert_eq!(res.status(), 303);
+    let (page, codes) = listed_codes(&app, &admin).await;
+    assert_eq!(codes, vec!["wrong tool", "tone"]);
+    let note = page.text("#counts-as-of");
+    assert!(note.contains("1 annotation change since"), "{note}");
+
+    // An export is never behind.
+    let rows = rows_by_code(&codebook_json(&app, &admin).await);
+    assert_eq!(rows["brand new"], (String::new(), 1, 1, 1, 1));
+    // ...and what it counted serves the page too.
+    let (page, codes) = listed_codes(&app, &admin).await;
+    assert_eq!(codes, vec!["wrong tool", "tone", "brand new"]);
+    assert!(!page.has("#counts-as-of"));
+
+    // Another save: once the counts are a second old, a view starts counting again in the
+    // background and a later view shows the result.
+    let more = [
+        ("verdict", "fail"),
+        ("note", "n"),
+        ("codes", "brand new"),
+        ("version", "0"),
+    ];
+    let res = app.annotate(&ann, "codes", "c2-t2", &more, false).await;
+    assert_eq!(res.status(), 303);
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    loop {
+        let page = Page::parse(&app.get_text(&admin, "/d/codes/codebook").await.1);
+        let traces = page.text("#codes tr[data-code='brand new'] a.traces-count");
+        if traces == "2" {
+            assert!(!page.has("#counts-as-of"), "counted again: current");
+            break;
+        }
+        assert_eq!(traces, "1", "the stored counts until then");
+        assert!(page.has("#counts-as-of"));
+        assert!(std::time::Instant::now() < deadline, "never counted again");
+        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    }
+
+    // A codebook change is counted before the lead sees the page, however costly.
+    let res = app.annotate(&ann, "codes", "c3-t1", &more, false).await;
+    assert_eq!(res.status(), 303);
+    let novelty = create_mode(&app, &admin, "Novelty").await;
+    assert_eq!(group(&app, &admin, &["brand new"], &novelty).await, 303);
+    let page = Page::parse(&app.get_text(&admin, "/d/codes/codebook").await.1);
+    assert!(!page.has("#counts-as-of"));
+    assert_eq!(
+        page.text("#modes tr[data-mode='Novelty'] a.fail-count"),
+        "3"
+    );
 }
