@@ -164,7 +164,7 @@ impl OverviewCache {
         if let Some(counted) = slot.stored().filter(|c| covers(c.version, current)) {
             return Ok(view(counted, current));
         }
-        let counted = compute(db, dataset).await?;
+        let counted = compute(db, dataset, current).await?;
         *lock(&slot.stored) = Some(counted.clone());
         Ok(view(counted, current))
     }
@@ -194,10 +194,14 @@ fn view(counted: Arc<Counted>, current: CountsVersion) -> View {
     }
 }
 
-/// Counts the dataset: the version first, so counts never claim to be newer than they are.
-async fn compute(db: &Db, dataset: DatasetId) -> Result<Arc<Counted>, sqlx::Error> {
+/// Counts the dataset as of `version`, read before counting, so counts never claim to be
+/// newer than they are.
+async fn compute(
+    db: &Db,
+    dataset: DatasetId,
+    version: CountsVersion,
+) -> Result<Arc<Counted>, sqlx::Error> {
     let started = Instant::now();
-    let version = store::counts_version(db, dataset).await?;
     let overview = codebook::overview(db, dataset).await?;
     let cost = started.elapsed();
     metrics::histogram!("tracecoder_codebook_count_seconds").record(cost.as_secs_f64());
@@ -220,7 +224,11 @@ fn refresh_in_background(db: Db, dataset: DatasetId, slot: Arc<Slot>) {
     };
     tokio::spawn(async move {
         let _one_at_a_time = one_at_a_time;
-        match compute(&db, dataset).await {
+        let counted = match store::counts_version(&db, dataset).await {
+            Ok(version) => compute(&db, dataset, version).await,
+            Err(err) => Err(err),
+        };
+        match counted {
             Ok(counted) => *lock(&slot.stored) = Some(counted),
             Err(err) => {
                 tracing::warn!(error = %err, dataset = dataset.0, "recounting the codebook failed")

@@ -31,14 +31,6 @@ async fn coded_app_with(
     let ann = app.login("Ann", false).await;
     let bob = app.login("Bob", false).await;
     let cid = app.login("Cid", false).await;
-    let fail = |codes: &'static str, version: &'static str| {
-        vec![
-            ("verdict", "fail"),
-            ("note", "the note"),
-            ("codes", codes),
-            ("version", version),
-        ]
-    };
     for (c, trace, fields) in [
         (&ann, "c0-t1", fail("Wrong Tool, tone", "0")),
         (&ann, "c0-t2", fail("wrong tool", "0")),
@@ -52,6 +44,24 @@ async fn coded_app_with(
         assert_eq!(res.status(), 303, "{trace}: {}", res.text().await.unwrap());
     }
     (app, admin)
+}
+
+/// A Fail with `codes`, saved over `version` of the annotation.
+fn fail<'a>(codes: &'a str, version: &'a str) -> Vec<(&'static str, &'a str)> {
+    vec![
+        ("verdict", "fail"),
+        ("note", "the note"),
+        ("codes", codes),
+        ("version", version),
+    ]
+}
+
+/// Saves a Fail with `codes` on `trace` of dataset "Codes" as `c` (a redirect: saved).
+async fn save_fail(app: &TestApp, c: &reqwest::Client, trace: &str, codes: &str, version: &str) {
+    let res = app
+        .annotate(c, "codes", trace, &fail(codes, version), false)
+        .await;
+    assert_eq!(res.status(), 303, "{trace}: {}", res.text().await.unwrap());
 }
 
 async fn codebook_json(app: &TestApp, c: &reqwest::Client) -> Value {
@@ -696,27 +706,13 @@ async fn every_write_to_an_annotation_moves_the_counts_version() {
     assert_eq!(start.annotations, 7, "{start:?}");
 
     // A revision that keeps the verdict and changes only the codes.
-    let revise = [
-        ("verdict", "fail"),
-        ("note", "n"),
-        ("codes", "tone"),
-        ("version", "1"),
-    ];
-    let res = app.annotate(&ann, "codes", "c0-t2", &revise, false).await;
-    assert_eq!(res.status(), 303);
+    save_fail(&app, &ann, "c0-t2", "tone", "1").await;
     let revised = counts_version(&app).await;
     assert_eq!(revised.annotations, start.annotations + 1);
     assert_eq!(revised.codebook, start.codebook);
 
     // A first save, then its undo (the annotation is deleted): both move it.
-    let new = [
-        ("verdict", "fail"),
-        ("note", "n"),
-        ("codes", "brand new"),
-        ("version", "0"),
-    ];
-    let res = app.annotate(&ann, "codes", "c2-t1", &new, false).await;
-    assert_eq!(res.status(), 303);
+    save_fail(&app, &ann, "c2-t1", "brand new", "0").await;
     assert_eq!(
         listed_codes(&app, &admin).await.1,
         vec!["tone", "wrong tool", "brand new"]
@@ -759,14 +755,7 @@ async fn costly_counts_are_shown_as_of_their_computation_while_annotators_save()
 
     // An annotator saves a new code: the page shows the counts as they were, and says so.
     let ann = app.login("Ann", false).await;
-    let new = [
-        ("verdict", "fail"),
-        ("note", "n"),
-        ("codes", "brand new"),
-        ("version", "0"),
-    ];
-    let res = app.annotate(&ann, "codes", "c2-t1", &new, false).await;
-    assert_eq!(res.status(), 303);
+    save_fail(&app, &ann, "c2-t1", "brand new", "0").await;
     let (page, codes) = listed_codes(&app, &admin).await;
     assert_eq!(codes, vec!["wrong tool", "tone"]);
     let note = page.text("#counts-as-of");
@@ -782,14 +771,7 @@ async fn costly_counts_are_shown_as_of_their_computation_while_annotators_save()
 
     // Another save: once the counts are a second old, a view starts counting again in the
     // background and a later view shows the result.
-    let more = [
-        ("verdict", "fail"),
-        ("note", "n"),
-        ("codes", "brand new"),
-        ("version", "0"),
-    ];
-    let res = app.annotate(&ann, "codes", "c2-t2", &more, false).await;
-    assert_eq!(res.status(), 303);
+    save_fail(&app, &ann, "c2-t2", "brand new", "0").await;
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
     loop {
         let page = Page::parse(&app.get_text(&admin, "/d/codes/codebook").await.1);
@@ -805,8 +787,7 @@ async fn costly_counts_are_shown_as_of_their_computation_while_annotators_save()
     }
 
     // A codebook change is counted before the lead sees the page, however costly.
-    let res = app.annotate(&ann, "codes", "c3-t1", &more, false).await;
-    assert_eq!(res.status(), 303);
+    save_fail(&app, &ann, "c3-t1", "brand new", "0").await;
     let novelty = create_mode(&app, &admin, "Novelty").await;
     assert_eq!(group(&app, &admin, &["brand new"], &novelty).await, 303);
     let page = Page::parse(&app.get_text(&admin, "/d/codes/codebook").await.1);
