@@ -77,16 +77,85 @@ impl Lcg {
 /// Writes `conversations` conversations (1–6 turns each) in BotDojo format. Streams: memory
 /// does not depend on the size. Returns the number of rows written.
 pub fn write_botdojo<W: Write>(out: W, conversations: u64, seed: u64) -> anyhow::Result<u64> {
-    generate(out, conversations, u64::MAX, seed)
+    generate(out, conversations, u64::MAX, seed, RowShape::Light)
 }
 
 /// Writes exactly `rows` rows (traces) in BotDojo format, for benchmarks at a round size:
 /// the same conversations as `write_botdojo`, the last one cut short to fit.
-pub fn write_botdojo_rows<W: Write>(out: W, rows: u64, seed: u64) -> anyhow::Result<u64> {
-    generate(out, u64::MAX, rows, seed)
+pub fn write_botdojo_rows<W: Write>(
+    out: W,
+    rows: u64,
+    seed: u64,
+    shape: RowShape,
+) -> anyhow::Result<u64> {
+    generate(out, u64::MAX, rows, seed, shape)
 }
 
-fn generate<W: Write>(out: W, conversations: u64, max_rows: u64, seed: u64) -> anyhow::Result<u64> {
+/// How heavy each generated row is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RowShape {
+    /// About 1 KB a row: one tool step, short messages (the demo and the tests).
+    Light,
+    /// About 2.3 KB a row, like real BotDojo exports: longer messages, an `AI Message` of
+    /// 1–2 KB with 1–4 tool steps, and one row in 2,000 carrying a 50 KB tool result.
+    Heavy,
+}
+
+/// Filler prose for heavy rows: deterministic, word-like, searchable.
+const PROSE: [&str; 12] = [
+    "the customer",
+    "mentioned that",
+    "the parcel",
+    "was left at",
+    "the neighbour's door",
+    "and the tracking page",
+    "still shows it",
+    "as in transit",
+    "so I checked",
+    "the carrier's records",
+    "against our warehouse",
+    "dispatch log",
+];
+
+/// About `min` to `min + spread` bytes of [`PROSE`].
+fn prose(rng: &mut Lcg, min: usize, spread: u64) -> String {
+    let bytes = min + rng.below(spread.max(1)) as usize;
+    let mut s = String::with_capacity(bytes + 24);
+    while s.len() < bytes {
+        if !s.is_empty() {
+            s.push(' ');
+        }
+        s.push_str(PROSE[rng.below(PROSE.len() as u64) as usize]);
+    }
+    s.push('.');
+    s
+}
+
+/// An extra tool step of a heavy row: a lookup with a result of a few hundred bytes.
+fn extra_step(rng: &mut Lcg, order: u64, start: u64) -> serde_json::Value {
+    let tool = TOOLS[rng.below(TOOLS.len() as u64) as usize];
+    let end = start + 80 + rng.below(900);
+    let source = ["warehouse", "carrier", "payments", "crm"][rng.below(4) as usize];
+    let content = serde_json::json!({
+        "order": order,
+        "source": source,
+        "notes": prose(rng, 100, 150),
+    });
+    serde_json::json!({
+        "type": "tool", "stepLabel": tool,
+        "arguments": {"order_id": order.to_string(), "include_history": true},
+        "content": content.to_string(),
+        "startTime": start, "endTime": end,
+    })
+}
+
+fn generate<W: Write>(
+    out: W,
+    conversations: u64,
+    max_rows: u64,
+    seed: u64,
+    shape: RowShape,
+) -> anyhow::Result<u64> {
     let mut w = csv::Writer::from_writer(out);
     w.write_record(BOTDOJO_COLUMNS)?;
     let mut rng = Lcg(seed ^ 0x9e37_79b9_7f4a_7c15);
@@ -113,12 +182,19 @@ fn generate<W: Write>(out: W, conversations: u64, max_rows: u64, seed: u64) -> a
             let failed = rng.below(10) == 0;
             let start = 1_767_000_000_000u64 + c * 60_000 + turn * 5_000;
             let end = start + 80 + rng.below(900);
-            let result = if failed {
+            let mut result = if failed {
                 serde_json::json!({"error": "upstream timeout"})
             } else {
                 let status = ["shipped", "processing", "delivered"][rng.below(3) as usize];
                 serde_json::json!({"order": order, "status": status, "eta_days": rng.below(7)})
             };
+            let heavy = shape == RowShape::Heavy;
+            if heavy && !failed {
+                result["notes"] = serde_json::json!(prose(&mut rng, 80, 160));
+                if rng.below(2_000) == 0 {
+                    result["raw_response"] = serde_json::json!(prose(&mut rng, 50_000, 1));
+                }
+            }
             let mut step = serde_json::json!({
                 "type": "tool", "stepLabel": tool,
                 "arguments": {"order_id": order.to_string()},
@@ -128,7 +204,7 @@ fn generate<W: Write>(out: W, conversations: u64, max_rows: u64, seed: u64) -> a
             if failed {
                 step["error"] = serde_json::json!("upstream timeout");
             }
-            let answer = if failed {
+            let mut answer = if failed {
                 "I'm sorry, I couldn't reach our order system right now. Please try again in a few minutes.".to_string()
             } else {
                 format!(
@@ -136,11 +212,23 @@ fn generate<W: Write>(out: W, conversations: u64, max_rows: u64, seed: u64) -> a
                     result["status"].as_str().unwrap_or("being processed")
                 )
             };
-            let ai_message = serde_json::json!({"steps": [
-                {"type": "thinking", "stepLabel": "Thinking", "content": "Look up the order first."},
-                step,
-                {"type": "output", "stepLabel": "Output", "content": answer},
-            ]});
+            let mut user = user;
+            let mut thinking = "Look up the order first.".to_string();
+            let mut steps = vec![step];
+            if heavy {
+                user = format!("{user} {}", prose(&mut rng, 40, 120));
+                thinking = format!("Look up the order first, then {}", prose(&mut rng, 60, 100));
+                for k in 0..rng.below(4) {
+                    steps.push(extra_step(&mut rng, order, end + k * 1_000));
+                }
+                answer = format!("{answer} {}", prose(&mut rng, 100, 200));
+            }
+            let mut all_steps = vec![serde_json::json!(
+                {"type": "thinking", "stepLabel": "Thinking", "content": thinking}
+            )];
+            all_steps.extend(steps);
+            all_steps.push(serde_json::json!({"type": "output", "stepLabel": "Output", "content": answer}));
+            let ai_message = serde_json::json!({"steps": all_steps});
             let prompt_tokens = 200 + rng.below(800);
             let completion_tokens = 20 + rng.below(200);
             let record: [String; 28] = [
@@ -365,9 +453,41 @@ mod tests {
 
     #[test]
     fn rows_variant_writes_exactly_that_many_rows() {
-        let mut a = Vec::new();
-        assert_eq!(write_botdojo_rows(&mut a, 10, 3).unwrap(), 10);
-        let mut r = csv::Reader::from_reader(a.as_slice());
-        assert_eq!(r.records().count(), 10);
+        for shape in [RowShape::Light, RowShape::Heavy] {
+            let mut a = Vec::new();
+            assert_eq!(write_botdojo_rows(&mut a, 10, 3, shape).unwrap(), 10);
+            let mut r = csv::Reader::from_reader(a.as_slice());
+            assert_eq!(r.records().count(), 10, "{shape:?}");
+        }
+    }
+
+    #[test]
+    fn heavy_rows_are_shaped_like_real_exports() {
+        let rows = 4_000;
+        let (mut light, mut heavy) = (Vec::new(), Vec::new());
+        write_botdojo_rows(&mut light, rows, 7, RowShape::Light).unwrap();
+        write_botdojo_rows(&mut heavy, rows, 7, RowShape::Heavy).unwrap();
+        let average = heavy.len() as u64 / rows;
+        assert!((2_000..2_700).contains(&average), "{average} bytes a row");
+        assert!(heavy.len() > 2 * light.len());
+        let mut r = csv::Reader::from_reader(heavy.as_slice());
+        let ai = r.headers().unwrap().iter().position(|h| h == "AI Message").unwrap();
+        let (mut big_cells, mut steps_seen) = (0, std::collections::BTreeSet::new());
+        for record in r.records() {
+            let record = record.unwrap();
+            assert_eq!(record.len(), 28);
+            let message: serde_json::Value = serde_json::from_str(&record[ai]).unwrap();
+            let tools = message["steps"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .filter(|s| s["type"] == "tool")
+                .count();
+            assert!((1..=4).contains(&tools), "{tools} tool steps");
+            steps_seen.insert(tools);
+            big_cells += usize::from(record[ai].len() > 50_000);
+        }
+        assert_eq!(steps_seen.len(), 4, "1 to 4 tool steps all occur");
+        assert!((1..=6).contains(&big_cells), "{big_cells} rows with a 50 KB cell");
     }
 }

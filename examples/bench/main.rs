@@ -16,6 +16,7 @@ use anyhow::{Context, bail};
 use clap::{Parser, ValueEnum};
 use futures_util::StreamExt;
 use tracecoder::db::{Backend, Db, datasets};
+use tracecoder::demo::RowShape;
 
 use load::{Bounds, Http, Samples, Session};
 use procs::{CpuWindow, Machine, RssSampler, Server};
@@ -38,6 +39,10 @@ struct Args {
     scale: u64,
     #[arg(long, value_enum, default_value_t = BackendArg::Sqlite)]
     backend: BackendArg,
+    /// Rows of the generated files: `light` (~1 KB, one tool step) or `heavy` (~2.3 KB like
+    /// real BotDojo exports: 1–4 tool steps, a few 50 KB cells).
+    #[arg(long, value_enum, default_value_t = RowsArg::Light)]
+    rows: RowsArg,
     /// Annotations prepared for the measuring user [default: 100,000, at most 80% of the scale].
     #[arg(long)]
     annotations: Option<u64>,
@@ -78,6 +83,21 @@ struct Args {
 impl Args {
     fn runs(&self, phase: &str) -> bool {
         !self.skip.iter().any(|s| s == phase)
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+enum RowsArg {
+    Light,
+    Heavy,
+}
+
+impl RowsArg {
+    fn shape(self) -> RowShape {
+        match self {
+            RowsArg::Light => RowShape::Light,
+            RowsArg::Heavy => RowShape::Heavy,
+        }
     }
 }
 
@@ -212,6 +232,10 @@ async fn run_backend(
     let mut r = RunResult {
         backend: name.into(),
         scale: args.scale,
+        rows: match args.rows {
+            RowsArg::Light => String::new(),
+            RowsArg::Heavy => "heavy".into(),
+        },
         upload_rows: args.upload_rows,
         annotations: args
             .annotations
@@ -233,8 +257,11 @@ async fn run_backend(
     ));
 
     step("generating data (once; reused afterwards)");
-    let big = setup::botdojo_file(data_dir, args.scale)?;
-    let side = setup::botdojo_file(data_dir, args.upload_rows)?;
+    let big = setup::botdojo_file(data_dir, args.scale, args.rows.shape())?;
+    let side = setup::botdojo_file(data_dir, args.upload_rows, args.rows.shape())?;
+    let file_mib = std::fs::metadata(&big)?.len() as f64 / (1 << 20) as f64;
+    r.row_bytes = (file_mib * (1 << 20) as f64 / args.scale as f64).round() as u64;
+    eprintln!("  {} ({file_mib:.0} MiB, {} bytes a row)", big.display(), r.row_bytes);
     let url = setup::fresh_database(backend, &dir, &args.postgres_url, &args.postgres_db).await?;
 
     step("CLI import");
@@ -394,6 +421,19 @@ async fn run_backend(
     r.rss.idle_after_mib = mib(after.now);
     r.rss.idle_after_anon_mib = mib(after.anon);
     r.rss.peak_mib = mib(after.peak);
+    step("a minute idle");
+    for second in 6..=60 {
+        tokio::time::sleep(Duration::from_secs(1)).await;
+        let now = mib(server.rss().now);
+        if now < 60.0 && r.rss.under_60_after_secs.is_none() {
+            r.rss.under_60_after_secs = Some(second);
+        }
+        r.rss.idle_minute_mib = now;
+    }
+    eprintln!(
+        "  {:.0} MiB after 5 s, {:.0} MiB after 60 s",
+        r.rss.idle_after_mib, r.rss.idle_minute_mib
+    );
     db.close().await;
     server.stop();
     let _ = std::fs::remove_file(&out);

@@ -42,6 +42,12 @@ pub struct RunResult {
     /// Engine and version, e.g. "SQLite 3.46.0".
     pub engine: String,
     pub scale: u64,
+    /// "" for the light rows, "heavy" for the heavy ones.
+    #[serde(default)]
+    pub rows: String,
+    /// Average bytes a row of the imported file.
+    #[serde(default)]
+    pub row_bytes: u64,
     pub annotations: u64,
     pub upload_rows: u64,
     /// RFC 3339, UTC.
@@ -138,16 +144,32 @@ pub struct ServerRss {
     pub loaded_max_anon_mib: f64,
     #[serde(default)]
     pub idle_after_anon_mib: f64,
+    /// VmRSS after a minute without requests.
+    #[serde(default)]
+    pub idle_minute_mib: f64,
+    /// The first whole second of that minute at which VmRSS was under 60 MiB.
+    #[serde(default)]
+    pub under_60_after_secs: Option<u64>,
 }
 
 pub fn mib(kib: u64) -> f64 {
     kib as f64 / 1024.0
 }
 
-/// Saves one run's figures as `{backend}-{scale}.json`.
+/// Saves one run's figures as `{backend}-{scale}.json` (`{backend}-{scale}-heavy.json` for
+/// the heavy rows).
 pub fn save(dir: &Path, run: &RunResult) -> anyhow::Result<()> {
     std::fs::create_dir_all(dir)?;
-    let path = dir.join(format!("{}-{}.json", run.backend.to_lowercase(), run.scale));
+    let suffix = if run.rows.is_empty() {
+        String::new()
+    } else {
+        format!("-{}", run.rows)
+    };
+    let path = dir.join(format!(
+        "{}-{}{suffix}.json",
+        run.backend.to_lowercase(),
+        run.scale
+    ));
     std::fs::write(&path, serde_json::to_vec_pretty(run)?)
         .with_context(|| format!("writing {}", path.display()))
 }
@@ -167,8 +189,11 @@ pub fn load_all(dir: &Path) -> anyhow::Result<Vec<RunResult>> {
         }
     }
     runs.sort_by(|a, b| {
-        (a.backend != "SQLite", std::cmp::Reverse(a.scale))
-            .cmp(&(b.backend != "SQLite", std::cmp::Reverse(b.scale)))
+        (a.backend != "SQLite", std::cmp::Reverse(a.scale), &a.rows).cmp(&(
+            b.backend != "SQLite",
+            std::cmp::Reverse(b.scale),
+            &b.rows,
+        ))
     });
     Ok(runs)
 }
@@ -226,7 +251,13 @@ fn verdict(met: Option<bool>) -> &'static str {
 }
 
 fn column_title(r: &RunResult) -> String {
-    format!("{} · {} traces", r.backend, thousands(r.scale))
+    let rows = match (r.rows.as_str(), r.row_bytes) {
+        ("", 0) => String::new(),
+        ("", b) => format!(" · {} B rows", thousands(b)),
+        (kind, 0) => format!(" · {kind} rows"),
+        (kind, b) => format!(" · {kind} rows ({} B)", thousands(b)),
+    };
+    format!("{} · {} traces{rows}", r.backend, thousands(r.scale))
 }
 
 /// One target (see [`TARGETS`]) checked against a run: the figure and whether it is met.
@@ -323,6 +354,24 @@ fn targets() -> Vec<(&'static str, Check)> {
                 format!("{:.1} MiB", r.rss.idle_start_mib),
                 Some(r.rss.idle_start_mib * 1.048_576 < 30.0),
             )
+        }),
+        ("Server memory under 100 annotators < 150 MiB", |r| {
+            match r.concurrent.iter().find(|c| c.annotators == 100) {
+                Some(c) if c.server_rss_max_mib > 0.0 => (
+                    format!("{:.0} MiB", c.server_rss_max_mib),
+                    Some(c.server_rss_max_mib < 150.0),
+                ),
+                _ => ("—".into(), None),
+            }
+        }),
+        ("Server memory back < 60 MiB within a minute idle", |r| {
+            if r.rss.idle_minute_mib == 0.0 {
+                return ("—".into(), None);
+            }
+            match r.rss.under_60_after_secs {
+                Some(s) => (format!("after {s} s ({:.0} MiB at 60 s)", r.rss.idle_minute_mib), Some(true)),
+                None => (format!("{:.0} MiB at 60 s", r.rss.idle_minute_mib), Some(false)),
+            }
         }),
         (
             "5 form imports: none times out or blocks annotators",
@@ -594,15 +643,16 @@ fn figures(runs: &[RunResult]) -> Vec<(String, Vec<String>)> {
             .collect(),
     ));
     rows.push((
-        "Server RSS: idle at start / loaded (max) / peak / idle after".into(),
+        "Server RSS: idle at start / loaded (max) / peak / idle after 5 s / after 60 s".into(),
         runs.iter()
             .map(|r| {
                 format!(
-                    "{:.1} / {:.0} / {:.0} / {:.0} MiB",
+                    "{:.1} / {:.0} / {:.0} / {:.0} / {:.0} MiB",
                     r.rss.idle_start_mib,
                     r.rss.loaded_max_mib,
                     r.rss.peak_mib,
-                    r.rss.idle_after_mib
+                    r.rss.idle_after_mib,
+                    r.rss.idle_minute_mib
                 )
             })
             .collect(),
@@ -729,7 +779,10 @@ All requests go to 127.0.0.1; every loop is bounded both in requests and in time
 request gives up after 30 s (counted as an error).
 
 1. **Data.** `tracecoder::demo::write_botdojo_rows` writes BotDojo CSV files (28 columns, tool \
-   calls in `AI Message`, 1–6 turns per conversation) of exactly 100,000 and N rows.
+   calls in `AI Message`, 1–6 turns per conversation) of exactly 100,000 and N rows. `--rows light` \
+   (the default): one tool step, ~1 KB a row. `--rows heavy`, shaped like real BotDojo exports: \
+   longer messages, an `AI Message` of 1–2 KB with 1–4 tool steps, one row in 2,000 with a 50 KB \
+   tool result; ~2.3 KB a row. The column title gives each file's average bytes a row.
 2. **CLI import.** `tracecoder import FILE --dataset bench --quiet` into an empty database; \
    rows/s is rows over the wall time of the whole process (start-up and migrations included). \
    Peak RSS is `ru_maxrss` from `wait4`, exact for the whole life of the process. A second import \
@@ -766,7 +819,9 @@ request gives up after 30 s (counted as an error).
     and `/d/bench/agreement.json` 30 times each (2 warm-up). `tracecoder assign --clear` then \
     removes the assignment before the concurrent phases.
 11. **Server memory.** VmRSS from `/proc/PID/status`: 2 s after start-up (idle), sampled every \
-    200 ms under load (loaded), VmHWM at the end (peak), and 5 s after the load stopped.
+    200 ms under load (loaded; the 100-annotator phase on its own for its target), VmHWM at the \
+    end (peak), 5 s after the load stopped, and every second of the minute after that (the first \
+    second under 60 MiB, and the figure at 60 s).
 ";
 
 /// The slowest list page (or search page, names starting with "search") against a p99 target.

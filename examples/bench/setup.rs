@@ -6,6 +6,7 @@ use std::time::Duration;
 
 use anyhow::Context;
 use tracecoder::db::{Backend, Db};
+use tracecoder::demo::RowShape;
 use tracecoder::domain::{DatasetId, UserId};
 
 /// Seed of every generated file: the same bytes on every machine.
@@ -13,16 +14,20 @@ pub const SEED: u64 = 42;
 
 /// The BotDojo file with exactly `rows` traces, generated once and reused. Written to a
 /// temporary name first, so an existing file is always complete.
-pub fn botdojo_file(dir: &Path, rows: u64) -> anyhow::Result<PathBuf> {
-    let path = dir.join(format!("botdojo-{rows}.csv"));
+pub fn botdojo_file(dir: &Path, rows: u64, shape: RowShape) -> anyhow::Result<PathBuf> {
+    let name = match shape {
+        RowShape::Light => format!("botdojo-{rows}.csv"),
+        RowShape::Heavy => format!("botdojo-heavy-{rows}.csv"),
+    };
+    let path = dir.join(&name);
     if path.exists() {
         return Ok(path);
     }
-    let tmp = dir.join(format!("botdojo-{rows}.csv.tmp"));
+    let tmp = dir.join(format!("{name}.tmp"));
     let file =
         std::fs::File::create(&tmp).with_context(|| format!("creating {}", tmp.display()))?;
     let mut out = std::io::BufWriter::with_capacity(1 << 20, file);
-    let written = tracecoder::demo::write_botdojo_rows(&mut out, rows, SEED)?;
+    let written = tracecoder::demo::write_botdojo_rows(&mut out, rows, SEED, shape)?;
     std::io::Write::flush(&mut out)?;
     anyhow::ensure!(
         written == rows,
@@ -107,7 +112,8 @@ pub async fn user_id(db: &Db, name: &str) -> anyhow::Result<UserId> {
 
 /// Gives `user_id` annotations of the first `n` traces of the dataset in reading order, as
 /// if they had annotated them one by one with Pass & Next: the annotation rows (one in
-/// seven a fail with a note), their first revisions, the pass/fail counters and the
+/// seven a fail with a note), their first revisions, the pass/fail counters (set to what the
+/// rows hold, whether or not the database's triggers counted them already) and the
 /// low-water mark, all in one transaction. Setup for the measurements, not measured.
 pub async fn seed_annotations(
     db: &Db,
@@ -147,7 +153,9 @@ pub async fn seed_annotations(
          SELECT $1, $2,
                 COALESCE(SUM(CASE WHEN verdict = 'pass' THEN 1 ELSE 0 END), 0),
                 COALESCE(SUM(CASE WHEN verdict = 'fail' THEN 1 ELSE 0 END), 0)
-         FROM annotations WHERE user_id = $1 AND dataset_id = $2",
+         FROM annotations WHERE user_id = $1 AND dataset_id = $2
+         ON CONFLICT (user_id, dataset_id) DO UPDATE
+           SET passes = excluded.passes, fails = excluded.fails",
     )
     .bind(user_id)
     .bind(dataset_id)
