@@ -412,7 +412,7 @@ async fn remove_first_save(
         .bind(current.id)
         .execute(&mut *tx)
         .await?;
-    progress::drop_count(tx, scope, current.verdict).await?;
+    // The pass/fail counters follow by trigger (migration 0017).
     progress::lower_low_water(tx, scope, decision.sort_key).await?;
     Ok(())
 }

@@ -5,7 +5,8 @@ use sqlx::{Any, AnyConnection};
 
 use super::Db;
 use super::scope::Scope;
-use crate::domain::{DatasetId, SortKey, UserId, Verdict};
+use super::traces::{TRACE_COLUMNS, Trace};
+use crate::domain::{DatasetId, SortKey, UserId};
 
 /// Passes and fails of one annotator in one dataset.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, sqlx::FromRow)]
@@ -75,13 +76,14 @@ pub async fn next_unannotated<'e, E>(
     scope: &Scope,
     after: i64,
     before: Option<i64>,
-) -> Result<Option<(String, SortKey)>, sqlx::Error>
+) -> Result<Option<Trace>, sqlx::Error>
 where
     E: sqlx::Executor<'e, Database = Any>,
 {
     let (from, key) = scope.queue_walk();
+    // The whole row: the step that shows it needs no second read by id.
     sqlx::query_as(&format!(
-        "SELECT t.trace_id, t.sort_key FROM {from}
+        "SELECT {TRACE_COLUMNS} FROM {from}
          WHERE t.dataset_id = $1 AND {key} > $3 AND {key} < $4
            AND NOT EXISTS (SELECT 1 FROM annotations a WHERE a.trace_pk = t.id AND a.user_id = $2)
            AND NOT EXISTS (SELECT 1 FROM skips s
@@ -106,7 +108,7 @@ pub async fn next_for(
     db: &Db,
     scope: &Scope,
     current: Option<SortKey>,
-) -> Result<Option<(String, SortKey)>, sqlx::Error> {
+) -> Result<Option<Trace>, sqlx::Error> {
     // One pooled connection for the whole walk; the low-water mark is read only when the
     // walk forward from `current` found nothing (the common step needs one statement).
     let mut conn = db.reader().acquire().await?;
@@ -132,25 +134,6 @@ pub async fn next_for(
     }
 }
 
-/// Takes an undone first save out of `annotation_counts` (primary key).
-pub(crate) async fn drop_count(
-    tx: &mut AnyConnection,
-    scope: &Scope,
-    verdict: Verdict,
-) -> Result<(), sqlx::Error> {
-    sqlx::query(
-        "UPDATE annotation_counts SET passes = passes - $3, fails = fails - $4
-         WHERE dataset_id = $1 AND user_id = $2",
-    )
-    .bind(scope.dataset)
-    .bind(scope.viewer)
-    .bind(i64::from(verdict == Verdict::Pass))
-    .bind(i64::from(verdict == Verdict::Fail))
-    .execute(&mut *tx)
-    .await?;
-    Ok(())
-}
-
 /// Brings the low-water mark back below a trace that is to do again (an undone first save):
 /// the mark promises that everything at or below it is annotated (primary key).
 pub(crate) async fn lower_low_water(
@@ -171,74 +154,39 @@ pub(crate) async fn lower_low_water(
     Ok(())
 }
 
-/// Keeps `annotation_counts` exact inside a save: +1 for a new verdict, moved for a changed
-/// one.
-pub(crate) async fn bump_counts(
-    tx: &mut AnyConnection,
-    scope: &Scope,
-    old: Option<Verdict>,
-    new: Verdict,
-) -> Result<(), sqlx::Error> {
-    if old == Some(new) {
-        return Ok(());
-    }
-    let delta = |v: Verdict| i64::from(new == v) - i64::from(old == Some(v));
-    sqlx::query(
-        "INSERT INTO annotation_counts (dataset_id, user_id, passes, fails) VALUES ($1, $2, $3, $4)
-         ON CONFLICT (user_id, dataset_id) DO UPDATE
-           SET passes = annotation_counts.passes + excluded.passes,
-               fails = annotation_counts.fails + excluded.fails",
-    )
-    .bind(scope.dataset)
-    .bind(scope.viewer)
-    .bind(delta(Verdict::Pass))
-    .bind(delta(Verdict::Fail))
-    .execute(&mut *tx)
-    .await?;
-    Ok(())
-}
-
-/// Moves the low-water mark up to just before the first unannotated trace, inside a save.
-/// Probes only the traces annotated since the last move, so it is O(1) amortised per save.
-/// Compare-and-set: if an import lowered the mark meanwhile, this save leaves it alone.
+/// Moves the low-water mark up to just before the first unannotated trace, inside a save,
+/// in one statement: the mark (0 when none), the first to-do trace after it (the same walk
+/// as `next_unannotated`, starting from the mark) and the upsert. Probes only the traces
+/// annotated since the last move, so it is O(1) amortised per save. Compare-and-set: the
+/// update happens only while the row still holds the mark the statement read, so an
+/// import that lowered it meanwhile (Postgres, another connection) keeps its lower mark.
 pub(crate) async fn advance_low_water(
     tx: &mut AnyConnection,
     scope: &Scope,
 ) -> Result<(), sqlx::Error> {
-    // The mark (0 when none) and the first to-do trace after it, in one statement: the same
-    // walk as `next_unannotated`, starting from the mark (primary key of `resume_points`).
     let (from, key) = scope.queue_walk();
-    let (old, first_todo): (i64, Option<i64>) = sqlx::query_as(&format!(
-        "SELECT COALESCE(r.low_water, 0),
-                (SELECT t.sort_key FROM {from}
-                 WHERE t.dataset_id = $1 AND {key} > COALESCE(r.low_water, 0)
-                   AND NOT EXISTS (SELECT 1 FROM annotations a WHERE a.trace_pk = t.id AND a.user_id = $2)
-                   AND {}
-                 ORDER BY {key} LIMIT 1)
-         FROM (SELECT 1 AS one) one
-         LEFT JOIN resume_points r ON r.user_id = $2 AND r.dataset_id = $1",
-        scope.traces("t")
+    let mark = "COALESCE((SELECT r.low_water FROM resume_points r
+                          WHERE r.user_id = $2 AND r.dataset_id = $1), 0)";
+    sqlx::query(&format!(
+        "INSERT INTO resume_points (dataset_id, user_id, low_water)
+         SELECT $1, $2, m.new FROM (
+             SELECT o.old, COALESCE(
+                 (SELECT t.sort_key FROM {from}
+                  WHERE t.dataset_id = $1 AND {key} > o.old
+                    AND NOT EXISTS (SELECT 1 FROM annotations a WHERE a.trace_pk = t.id AND a.user_id = $2)
+                    AND {traces}
+                  ORDER BY {key} LIMIT 1) - 1,
+                 {none}) AS new
+             FROM (SELECT {mark} AS old) o
+         ) m
+         WHERE m.new > m.old
+         ON CONFLICT (user_id, dataset_id) DO UPDATE SET low_water = excluded.low_water
+         WHERE resume_points.low_water = {mark}",
+        traces = scope.traces("t"),
+        none = i64::MAX - 1,
     ))
     .bind(scope.dataset)
     .bind(scope.viewer)
-    .fetch_one(&mut *tx)
-    .await?;
-    let new = match first_todo {
-        Some(key) => key - 1,
-        None => i64::MAX - 1,
-    };
-    if new <= old {
-        return Ok(());
-    }
-    sqlx::query(
-        "INSERT INTO resume_points (dataset_id, user_id, low_water) VALUES ($1, $2, $3)
-         ON CONFLICT (user_id, dataset_id) DO UPDATE SET low_water = excluded.low_water
-         WHERE resume_points.low_water = $4",
-    )
-    .bind(scope.dataset)
-    .bind(scope.viewer)
-    .bind(new)
-    .bind(old)
     .execute(&mut *tx)
     .await?;
     Ok(())

@@ -45,7 +45,8 @@ pub struct TraceRef {
 
 /// Saves an annotation atomically: the annotation (insert, or update guarded by the
 /// version the annotator edited), a revision row, the open-code rows, the pass/fail
-/// counters and the annotator's low-water mark. On SQLite concurrent saves share a
+/// counters (by trigger, in the annotation's own statement: migration 0017) and the
+/// annotator's low-water mark. On SQLite concurrent saves share a
 /// transaction (see [`super::group_commit`]); on Postgres each has its own.
 /// `by` is the sign-in deciding (what `u` may undo).
 pub async fn save(
@@ -138,8 +139,8 @@ pub(crate) async fn write_in(
         Some(_) => None,
         None => for_trace_on(&mut *tx, backend, trace.pk, user).await?,
     };
-    let (annotation, version, old_verdict) = match (inserted, existing) {
-        (Some((id,)), _) => (id, 1, None),
+    let (annotation, version) = match (inserted, existing) {
+        (Some((id,)), _) => (id, 1),
         // Saved meanwhile from another tab or device, or edited from an older version.
         (None, Some(current)) if current.version != input.base_version => {
             return Ok(SaveOutcome::Conflict {
@@ -175,7 +176,7 @@ pub(crate) async fn write_in(
                     current: Some(Box::new(current)),
                 });
             };
-            (current.id, version, Some(current.verdict))
+            (current.id, version)
         }
     };
 
@@ -203,7 +204,6 @@ pub(crate) async fn write_in(
         verdict: input.verdict,
     };
     codes::replace(tx, coded, &input.open_codes, version == 1).await?;
-    progress::bump_counts(tx, scope, old_verdict, input.verdict).await?;
     progress::advance_low_water(tx, scope).await?;
     Ok(SaveOutcome::Saved { version })
 }

@@ -161,7 +161,8 @@ fn own_note_and_codes(db: &Db) -> String {
     )
 }
 
-const TRACE_COLUMNS: &str = "t.id, t.dataset_id, t.trace_id, t.sort_key, t.flow_session, \
+/// The columns of a [`Trace`] of alias `t`.
+pub(crate) const TRACE_COLUMNS: &str = "t.id, t.dataset_id, t.trace_id, t.sort_key, t.flow_session, \
     t.turn_number, t.total_turns, t.user_message, t.ai_response, t.tool_calls, t.metadata";
 
 /// One trace by its own id (unique index `(dataset_id, trace_id)`).

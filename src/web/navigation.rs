@@ -85,14 +85,14 @@ pub async fn go_next(
 ) -> AppResult<Response> {
     let found = progress::next_for(&state.db, scope, from.current.map(|t| t.sort_key)).await?;
     let (next, flash) = match (found, from.fallback) {
-        (Some((trace_id, _)), _) => (Some(trace_id), flash),
+        (Some(trace), _) => (Some(trace), flash),
         (None, Some(fb)) => (
-            Some(fb.trace_id),
+            Some(fb),
             Some("This is the only trace you have not annotated yet.".to_string()),
         ),
         (None, None) => (None, flash),
     };
-    let Some(trace_id) = next else {
+    let Some(next) = next else {
         let page = DonePage {
             nav: Nav::of(user),
             ds_name: dataset.name.clone(),
@@ -115,11 +115,10 @@ pub async fn go_next(
             page.into_response()
         });
     };
-    let url = urls::trace(&dataset.slug, &trace_id);
+    let url = urls::trace(&dataset.slug, &next.trace_id);
     if !htmx.fragment {
         return Ok(Redirect::to(&url).into_response());
     }
-    let next = find_trace(state, dataset, scope, &trace_id).await?;
     let page = trace_page(state, user, dataset, scope, next, None, flash).await?;
     Ok(with_push_url(render(&page.as_main()), &url))
 }

@@ -248,6 +248,8 @@ async fn undo_takes_back_the_last_decisions_of_this_session_one_by_one() {
         "{}",
         progress(&body)
     );
+    // The counters follow every write by trigger: t1 back to Fail, t2 a Pass.
+    assert_eq!(pass_fail_counts(&app).await, (1, 1));
 
     // Undo 2: the Pass of t2 — t2 is to do again, its save kept in the history.
     let res = post_htmx(&app, &ann, "/d/ws/undo").await;
@@ -289,6 +291,7 @@ async fn undo_takes_back_the_last_decisions_of_this_session_one_by_one() {
     assert_eq!(saved(&app, "c0-t1").await, None);
     assert_eq!(app.count("SELECT COUNT(*) FROM annotations").await, 0);
     assert_eq!(app.count("SELECT COUNT(*) FROM annotation_codes").await, 0);
+    assert_eq!(pass_fail_counts(&app).await, (0, 0));
 
     // Nothing left: said in the flash area, nothing else changes.
     let res = post_htmx(&app, &ann, "/d/ws/undo").await;
@@ -752,4 +755,14 @@ async fn the_list_shows_each_rows_own_note_and_codes() {
         "",
         "a row without an annotation has none"
     );
+}
+
+/// The pass and fail counters summed over every annotator and dataset.
+async fn pass_fail_counts(app: &TestApp) -> (i64, i64) {
+    (
+        app.count("SELECT CAST(COALESCE(SUM(passes), 0) AS BIGINT) FROM annotation_counts")
+            .await,
+        app.count("SELECT CAST(COALESCE(SUM(fails), 0) AS BIGINT) FROM annotation_counts")
+            .await,
+    )
 }
