@@ -145,6 +145,7 @@ impl Application {
             header_read_timeout_s = self.limits.header_read_timeout.as_secs(),
             "listening"
         );
+        crate::memory::release_when_idle();
         let main = server::serve(self.listener, self.router, self.limits, shutdown);
         let ((), metrics) = tokio::join!(main, metrics);
         metrics?;

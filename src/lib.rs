@@ -18,6 +18,7 @@ pub mod error;
 pub mod export;
 pub mod import;
 pub mod judges;
+pub mod memory;
 pub mod review;
 pub mod server;
 pub mod state;

@@ -138,6 +138,7 @@ pub async fn serve(
             let mut req = req.map(axum::body::Body::new);
             // What `into_make_service_with_connect_info` provides: the peer for rate limits.
             req.extensions_mut().insert(ConnectInfo(remote));
+            crate::memory::request_seen();
             app.clone().oneshot(req)
         });
         let mut stream = tokio_io_timeout::TimeoutStream::new(stream);

@@ -184,8 +184,10 @@ impl Db {
             .log_slow_statements(tracing::log::LevelFilter::Warn, Duration::from_millis(500));
         let db = match backend {
             Backend::Sqlite => {
-                let pool = sqlite_pool(1).connect_with(options.clone()).await?;
-                let reader = sqlite_pool(role.sqlite_readers())
+                let pool = sqlite_pool(1, WRITER_CACHE_KIB)
+                    .connect_with(options.clone())
+                    .await?;
+                let reader = sqlite_pool(role.sqlite_readers(), READER_CACHE_KIB)
                     .connect_with(options)
                     .await?;
                 let writer = write::Writer::new(pool, backend, role.busy_patience());
@@ -321,21 +323,38 @@ impl Db {
     }
 }
 
+/// SQLite page cache of the one writer connection, KiB: imports insert into the traces'
+/// indexes and the search index through it.
+const WRITER_CACHE_KIB: u32 = 16_000;
+
+/// SQLite page cache of each reader connection, KiB. The pages a request needs are index
+/// walks of a few dozen pages; a miss is a read from the OS's file cache. Four readers at
+/// 32 MB each held most of the server's memory under load (docs/benchmarks.md).
+const READER_CACHE_KIB: u32 = 8_000;
+
+/// How long an unused SQLite connection stays open. Closing it frees its page cache, so an
+/// idle server shrinks back within a minute; reopening one costs about a millisecond.
+const SQLITE_IDLE: Duration = Duration::from_secs(15);
+
 /// SQLite: WAL for concurrent readers; `synchronous=FULL` so an acknowledged save survives
 /// a power cut; a busy timeout for the rare writer from another process (the CLI).
-fn sqlite_pool(max: u32) -> AnyPoolOptions {
+fn sqlite_pool(max: u32, cache_kib: u32) -> AnyPoolOptions {
     AnyPoolOptions::new()
         .max_connections(max)
+        .idle_timeout(SQLITE_IDLE)
         .acquire_timeout(Duration::from_secs(10))
         // An embedded database cannot hang up; the default ping before every acquire is one
         // more round trip to the connection's worker thread per query (measured: a third of
         // the database hand-offs in a Pass & Next).
         .test_before_acquire(false)
-        .after_connect(|conn, _| {
+        .after_connect(move |conn, _| {
             Box::pin(async move {
                 conn.execute(
-                    "PRAGMA journal_mode=WAL; PRAGMA synchronous=FULL; PRAGMA busy_timeout=10000; \
-                     PRAGMA foreign_keys=ON; PRAGMA temp_store=MEMORY; PRAGMA cache_size=-32000;",
+                    format!(
+                        "PRAGMA journal_mode=WAL; PRAGMA synchronous=FULL; PRAGMA busy_timeout=10000; \
+                         PRAGMA foreign_keys=ON; PRAGMA temp_store=MEMORY; PRAGMA cache_size=-{cache_kib};"
+                    )
+                    .as_str(),
                 )
                 .await?;
                 Ok(())
