@@ -35,7 +35,7 @@ use axum_prometheus::{EndpointLabel, PrometheusMetricLayer, PrometheusMetricLaye
 use tower_governor::GovernorLayer;
 use tower_http::LatencyUnit;
 use tower_http::catch_panic::CatchPanicLayer;
-use tower_http::compression::CompressionLayer;
+use tower_http::compression::{CompressionLayer, CompressionLevel};
 use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
 use tower_http::sensitive_headers::SetSensitiveRequestHeadersLayer;
 use tower_http::timeout::TimeoutLayer;
@@ -138,8 +138,10 @@ pub fn router(state: AppState, sessions: AppSessionStore, site: Site) -> anyhow:
     for layer in security::header_layers() {
         app = app.layer(layer);
     }
+    // The fastest level: pages are small, exports are large, and at the default level brotli
+    // took a tenth of the server's CPU under the 100-annotator load (docs/benchmarks.md).
     Ok(app
-        .layer(CompressionLayer::new())
+        .layer(CompressionLayer::new().quality(CompressionLevel::Fastest))
         .layer(
             TraceLayer::new_for_http().make_span_with(|req: &axum::http::Request<_>| {
                 let id = req.headers().get("x-request-id").and_then(|v| v.to_str().ok()).unwrap_or("");
