@@ -227,7 +227,9 @@ fn generate<W: Write>(
                 {"type": "thinking", "stepLabel": "Thinking", "content": thinking}
             )];
             all_steps.extend(steps);
-            all_steps.push(serde_json::json!({"type": "output", "stepLabel": "Output", "content": answer}));
+            all_steps.push(
+                serde_json::json!({"type": "output", "stepLabel": "Output", "content": answer}),
+            );
             let ai_message = serde_json::json!({"steps": all_steps});
             let prompt_tokens = 200 + rng.below(800);
             let completion_tokens = 20 + rng.below(200);
@@ -471,7 +473,12 @@ mod tests {
         assert!((2_000..2_700).contains(&average), "{average} bytes a row");
         assert!(heavy.len() > 2 * light.len());
         let mut r = csv::Reader::from_reader(heavy.as_slice());
-        let ai = r.headers().unwrap().iter().position(|h| h == "AI Message").unwrap();
+        let ai = r
+            .headers()
+            .unwrap()
+            .iter()
+            .position(|h| h == "AI Message")
+            .unwrap();
         let (mut big_cells, mut steps_seen) = (0, std::collections::BTreeSet::new());
         for record in r.records() {
             let record = record.unwrap();
@@ -488,6 +495,9 @@ mod tests {
             big_cells += usize::from(record[ai].len() > 50_000);
         }
         assert_eq!(steps_seen.len(), 4, "1 to 4 tool steps all occur");
-        assert!((1..=6).contains(&big_cells), "{big_cells} rows with a 50 KB cell");
+        assert!(
+            (1..=6).contains(&big_cells),
+            "{big_cells} rows with a 50 KB cell"
+        );
     }
 }

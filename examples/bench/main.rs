@@ -61,6 +61,9 @@ struct Args {
     /// Only print the figures; leave the report alone.
     #[arg(long)]
     no_report: bool,
+    /// Run nothing: rewrite the report from the figures saved by earlier runs.
+    #[arg(long, conflicts_with = "no_report")]
+    report_only: bool,
     /// A Postgres server reachable with this URL (its database part is replaced).
     #[arg(
         long,
@@ -75,7 +78,7 @@ struct Args {
     #[arg(long)]
     bin: Option<PathBuf>,
     /// Phases to leave out while developing (comma separated): single, lists, team,
-    /// concurrent, uploads, export.
+    /// concurrent, uploads, export, idle (the minute of memory sampling at the end).
     #[arg(long, value_delimiter = ',')]
     skip: Vec<String>,
 }
@@ -127,16 +130,18 @@ async fn run(args: Args) -> anyhow::Result<()> {
     let data_dir = root.join(&args.data_dir);
     std::fs::create_dir_all(&data_dir)
         .with_context(|| format!("creating {}", data_dir.display()))?;
-    let bin = match &args.bin {
-        Some(b) => b.clone(),
-        None => build_binary(&root)?,
-    };
-    let backends = match args.backend {
-        BackendArg::Sqlite => vec![Backend::Sqlite],
-        BackendArg::Postgres => vec![Backend::Postgres],
-        BackendArg::All => vec![Backend::Sqlite, Backend::Postgres],
-    };
     let results_dir = data_dir.join("results");
+    let backends = match (args.report_only, args.backend) {
+        (true, _) => vec![],
+        (false, BackendArg::Sqlite) => vec![Backend::Sqlite],
+        (false, BackendArg::Postgres) => vec![Backend::Postgres],
+        (false, BackendArg::All) => vec![Backend::Sqlite, Backend::Postgres],
+    };
+    let bin = match (&args.bin, backends.is_empty()) {
+        (_, true) => PathBuf::new(),
+        (Some(b), false) => b.clone(),
+        (None, false) => build_binary(&root)?,
+    };
     for backend in backends {
         let result = run_backend(&args, backend, &bin, &data_dir).await?;
         report::save(&results_dir, &result)?;
@@ -145,7 +150,9 @@ async fn run(args: Args) -> anyhow::Result<()> {
     if !args.no_report {
         let runs = report::load_all(&results_dir)?;
         let command = "cargo run --release --example bench -- --scale 1000000 --backend sqlite\n\
-                       cargo run --release --example bench -- --scale 100000 --backend postgres";
+                       cargo run --release --example bench -- --scale 1000000 --backend sqlite --rows heavy\n\
+                       cargo run --release --example bench -- --scale 100000 --backend postgres\n\
+                       cargo run --release --example bench -- --scale 100000 --backend postgres --rows heavy";
         let path = root.join(&args.report);
         report::write(&path, &runs, command)?;
         println!("wrote {} ({} runs)", path.display(), runs.len());
@@ -261,7 +268,11 @@ async fn run_backend(
     let side = setup::botdojo_file(data_dir, args.upload_rows, args.rows.shape())?;
     let file_mib = std::fs::metadata(&big)?.len() as f64 / (1 << 20) as f64;
     r.row_bytes = (file_mib * (1 << 20) as f64 / args.scale as f64).round() as u64;
-    eprintln!("  {} ({file_mib:.0} MiB, {} bytes a row)", big.display(), r.row_bytes);
+    eprintln!(
+        "  {} ({file_mib:.0} MiB, {} bytes a row)",
+        big.display(),
+        r.row_bytes
+    );
     let url = setup::fresh_database(backend, &dir, &args.postgres_url, &args.postgres_db).await?;
 
     step("CLI import");
@@ -421,8 +432,10 @@ async fn run_backend(
     r.rss.idle_after_mib = mib(after.now);
     r.rss.idle_after_anon_mib = mib(after.anon);
     r.rss.peak_mib = mib(after.peak);
-    step("a minute idle");
-    for second in 6..=60 {
+    if args.runs("idle") {
+        step("a minute idle");
+    }
+    for second in (6..=60).filter(|_| args.runs("idle")) {
         tokio::time::sleep(Duration::from_secs(1)).await;
         let now = mib(server.rss().now);
         if now < 60.0 && r.rss.under_60_after_secs.is_none() {
