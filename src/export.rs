@@ -6,6 +6,7 @@ use std::borrow::Cow;
 
 use time::OffsetDateTime;
 use time::format_description::well_known::Rfc3339;
+use tokio_util::task::AbortOnDropHandle;
 
 use crate::db::Db;
 use crate::db::datasets::Dataset;
@@ -185,8 +186,27 @@ struct TracePage {
     annotations_after: AnnotationKey,
 }
 
-/// A page being read by another task.
-type ReadAhead<T> = tokio::task::JoinHandle<Result<Vec<T>, sqlx::Error>>;
+/// A page being read by another task; dropped (an export given up midway), the read stops.
+type ReadAhead<T> = AbortOnDropHandle<Result<Vec<T>, sqlx::Error>>;
+
+/// The page read ahead into `slot`, or else `read` now.
+async fn next_page<T>(
+    slot: &mut Option<ReadAhead<T>>,
+    read: impl Future<Output = Result<Vec<T>, sqlx::Error>>,
+) -> anyhow::Result<Vec<T>> {
+    Ok(match slot.take() {
+        Some(reading) => reading.await??,
+        None => read.await?,
+    })
+}
+
+/// Starts reading a page on another task, while the current one is written out: the
+/// reading and the writing each take about half of an export's time.
+fn read_ahead<T: Send + 'static>(
+    read: impl Future<Output = Result<Vec<T>, sqlx::Error>> + Send + 'static,
+) -> Option<ReadAhead<T>> {
+    Some(AbortOnDropHandle::new(tokio::spawn(read)))
+}
 
 /// Produces the export in chunks: the header with the first rows, then one chunk per batch.
 pub struct Exporter {
@@ -211,18 +231,6 @@ pub struct Exporter {
     started: bool,
     finished: bool,
     pub rows_written: u64,
-}
-
-impl Drop for Exporter {
-    /// An export given up midway (the client went away) stops its read-ahead too.
-    fn drop(&mut self) {
-        if let Some(reading) = self.next_traces.take() {
-            reading.abort();
-        }
-        if let Some(reading) = self.next_annotated.take() {
-            reading.abort();
-        }
-    }
 }
 
 impl Exporter {
@@ -294,25 +302,19 @@ impl Exporter {
         let mut page = match self.page.take() {
             Some(page) => page,
             None => {
-                let traces = match self.next_traces.take() {
-                    Some(reading) => reading.await??,
-                    None => {
-                        rows::trace_page(&self.db, &self.options.scope, self.after.0, PAGE_TRACES)
-                            .await?
-                    }
-                };
+                let reading =
+                    rows::trace_page(&self.db, &self.options.scope, self.after.0, PAGE_TRACES);
+                let traces = next_page(&mut self.next_traces, reading).await?;
                 let Some(last) = traces.last() else {
                     self.finished = true;
                     return Ok(());
                 };
                 self.after = (last.sort_key.0, AnnotationId(0));
                 if traces.len() as i64 == PAGE_TRACES {
-                    // Read the next page on another worker while this one is written out:
-                    // the reading and the writing each take about half of an export's time.
                     let (db, scope, after) = (self.db.clone(), self.options.scope, self.after.0);
-                    self.next_traces = Some(tokio::spawn(async move {
+                    self.next_traces = read_ahead(async move {
                         rows::trace_page(&db, &scope, after, PAGE_TRACES).await
-                    }));
+                    });
                 }
                 let first = traces[0].sort_key.0;
                 TracePage {
@@ -364,20 +366,16 @@ impl Exporter {
 
     /// Annotated rows only: a keyset walk of the annotations in scope, each with its trace.
     async fn annotation_walk_step(&mut self, sink: &mut Sink) -> anyhow::Result<()> {
-        let page = match self.next_annotated.take() {
-            Some(reading) => reading.await??,
-            None => {
-                rows::annotated_page(&self.db, &self.options.scope, self.after, PAGE_ANNOTATIONS)
-                    .await?
-            }
-        };
+        let reading =
+            rows::annotated_page(&self.db, &self.options.scope, self.after, PAGE_ANNOTATIONS);
+        let page = next_page(&mut self.next_annotated, reading).await?;
         match page.last() {
             Some(last) if page.len() as i64 == PAGE_ANNOTATIONS => {
                 let after = (last.annotation.sort_key.0, last.annotation.annotation_id);
                 let (db, scope) = (self.db.clone(), self.options.scope);
-                self.next_annotated = Some(tokio::spawn(async move {
+                self.next_annotated = read_ahead(async move {
                     rows::annotated_page(&db, &scope, after, PAGE_ANNOTATIONS).await
-                }));
+                });
             }
             _ => self.finished = true,
         }
