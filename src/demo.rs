@@ -91,14 +91,24 @@ pub fn write_botdojo_rows<W: Write>(
     generate(out, u64::MAX, rows, seed, shape)
 }
 
-/// How heavy each generated row is.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+/// How heavy each generated row is (`light` or `heavy` on a command line).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
 pub enum RowShape {
     /// About 1 KB a row: one tool step, short messages (the demo and the tests).
     Light,
     /// About 2.3 KB a row, like real BotDojo exports: longer messages, an `AI Message` of
     /// 1–2 KB with 1–4 tool steps, and one row in 2,000 carrying a 50 KB tool result.
     Heavy,
+}
+
+impl RowShape {
+    /// The name in file names and saved figures: none for the light rows.
+    pub fn suffix(self) -> &'static str {
+        match self {
+            RowShape::Light => "",
+            RowShape::Heavy => "heavy",
+        }
+    }
 }
 
 /// Filler prose for heavy rows: deterministic, word-like, searchable.
@@ -141,10 +151,22 @@ fn extra_step(rng: &mut Lcg, order: u64, start: u64) -> serde_json::Value {
         "source": source,
         "notes": prose(rng, 100, 150),
     });
+    let arguments = serde_json::json!({"order_id": order.to_string(), "include_history": true});
+    tool_step(tool, arguments, &content, start, end)
+}
+
+/// A tool step of `AI Message` as BotDojo writes it: the result as a JSON string.
+fn tool_step(
+    tool: &str,
+    arguments: serde_json::Value,
+    result: &serde_json::Value,
+    start: u64,
+    end: u64,
+) -> serde_json::Value {
     serde_json::json!({
         "type": "tool", "stepLabel": tool,
-        "arguments": {"order_id": order.to_string(), "include_history": true},
-        "content": content.to_string(),
+        "arguments": arguments,
+        "content": result.to_string(),
         "startTime": start, "endTime": end,
     })
 }
@@ -195,12 +217,8 @@ fn generate<W: Write>(
                     result["raw_response"] = serde_json::json!(prose(&mut rng, 50_000, 1));
                 }
             }
-            let mut step = serde_json::json!({
-                "type": "tool", "stepLabel": tool,
-                "arguments": {"order_id": order.to_string()},
-                "content": result.to_string(),
-                "startTime": start, "endTime": end,
-            });
+            let arguments = serde_json::json!({"order_id": order.to_string()});
+            let mut step = tool_step(tool, arguments, &result, start, end);
             if failed {
                 step["error"] = serde_json::json!("upstream timeout");
             }

@@ -41,8 +41,8 @@ struct Args {
     backend: BackendArg,
     /// Rows of the generated files: `light` (~1 KB, one tool step) or `heavy` (~2.3 KB like
     /// real BotDojo exports: 1–4 tool steps, a few 50 KB cells).
-    #[arg(long, value_enum, default_value_t = RowsArg::Light)]
-    rows: RowsArg,
+    #[arg(long, value_enum, default_value_t = RowShape::Light)]
+    rows: RowShape,
     /// Annotations prepared for the measuring user [default: 100,000, at most 80% of the scale].
     #[arg(long)]
     annotations: Option<u64>,
@@ -90,21 +90,6 @@ impl Args {
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
-enum RowsArg {
-    Light,
-    Heavy,
-}
-
-impl RowsArg {
-    fn shape(self) -> RowShape {
-        match self {
-            RowsArg::Light => RowShape::Light,
-            RowsArg::Heavy => RowShape::Heavy,
-        }
-    }
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 enum BackendArg {
     Sqlite,
     Postgres,
@@ -131,21 +116,21 @@ async fn run(args: Args) -> anyhow::Result<()> {
     std::fs::create_dir_all(&data_dir)
         .with_context(|| format!("creating {}", data_dir.display()))?;
     let results_dir = data_dir.join("results");
-    let backends = match (args.report_only, args.backend) {
-        (true, _) => vec![],
-        (false, BackendArg::Sqlite) => vec![Backend::Sqlite],
-        (false, BackendArg::Postgres) => vec![Backend::Postgres],
-        (false, BackendArg::All) => vec![Backend::Sqlite, Backend::Postgres],
-    };
-    let bin = match (&args.bin, backends.is_empty()) {
-        (_, true) => PathBuf::new(),
-        (Some(b), false) => b.clone(),
-        (None, false) => build_binary(&root)?,
-    };
-    for backend in backends {
-        let result = run_backend(&args, backend, &bin, &data_dir).await?;
-        report::save(&results_dir, &result)?;
-        println!("\n{}", report::tables(std::slice::from_ref(&result)));
+    if !args.report_only {
+        let bin = match &args.bin {
+            Some(b) => b.clone(),
+            None => build_binary(&root)?,
+        };
+        let backends = match args.backend {
+            BackendArg::Sqlite => vec![Backend::Sqlite],
+            BackendArg::Postgres => vec![Backend::Postgres],
+            BackendArg::All => vec![Backend::Sqlite, Backend::Postgres],
+        };
+        for backend in backends {
+            let result = run_backend(&args, backend, &bin, &data_dir).await?;
+            report::save(&results_dir, &result)?;
+            println!("\n{}", report::tables(std::slice::from_ref(&result)));
+        }
     }
     if !args.no_report {
         let runs = report::load_all(&results_dir)?;
@@ -239,10 +224,7 @@ async fn run_backend(
     let mut r = RunResult {
         backend: name.into(),
         scale: args.scale,
-        rows: match args.rows {
-            RowsArg::Light => String::new(),
-            RowsArg::Heavy => "heavy".into(),
-        },
+        rows: args.rows.suffix().into(),
         upload_rows: args.upload_rows,
         annotations: args
             .annotations
@@ -264,13 +246,14 @@ async fn run_backend(
     ));
 
     step("generating data (once; reused afterwards)");
-    let big = setup::botdojo_file(data_dir, args.scale, args.rows.shape())?;
-    let side = setup::botdojo_file(data_dir, args.upload_rows, args.rows.shape())?;
-    let file_mib = std::fs::metadata(&big)?.len() as f64 / (1 << 20) as f64;
-    r.row_bytes = (file_mib * (1 << 20) as f64 / args.scale as f64).round() as u64;
+    let big = setup::botdojo_file(data_dir, args.scale, args.rows)?;
+    let side = setup::botdojo_file(data_dir, args.upload_rows, args.rows)?;
+    let file_bytes = std::fs::metadata(&big)?.len();
+    r.row_bytes = file_bytes / args.scale;
     eprintln!(
-        "  {} ({file_mib:.0} MiB, {} bytes a row)",
+        "  {} ({:.0} MiB, {} bytes a row)",
         big.display(),
+        file_bytes as f64 / (1 << 20) as f64,
         r.row_bytes
     );
     let url = setup::fresh_database(backend, &dir, &args.postgres_url, &args.postgres_db).await?;
@@ -434,19 +417,19 @@ async fn run_backend(
     r.rss.peak_mib = mib(after.peak);
     if args.runs("idle") {
         step("a minute idle");
-    }
-    for second in (6..=60).filter(|_| args.runs("idle")) {
-        tokio::time::sleep(Duration::from_secs(1)).await;
-        let now = mib(server.rss().now);
-        if now < 60.0 && r.rss.under_60_after_secs.is_none() {
-            r.rss.under_60_after_secs = Some(second);
+        for second in 6..=60 {
+            tokio::time::sleep(Duration::from_secs(1)).await;
+            let now = mib(server.rss().now);
+            if now < 60.0 && r.rss.under_60_after_secs.is_none() {
+                r.rss.under_60_after_secs = Some(second);
+            }
+            r.rss.idle_minute_mib = now;
         }
-        r.rss.idle_minute_mib = now;
+        eprintln!(
+            "  {:.0} MiB after 5 s, {:.0} MiB after 60 s",
+            r.rss.idle_after_mib, r.rss.idle_minute_mib
+        );
     }
-    eprintln!(
-        "  {:.0} MiB after 5 s, {:.0} MiB after 60 s",
-        r.rss.idle_after_mib, r.rss.idle_minute_mib
-    );
     db.close().await;
     server.stop();
     let _ = std::fs::remove_file(&out);

@@ -15,9 +15,9 @@ pub const SEED: u64 = 42;
 /// The BotDojo file with exactly `rows` traces, generated once and reused. Written to a
 /// temporary name first, so an existing file is always complete.
 pub fn botdojo_file(dir: &Path, rows: u64, shape: RowShape) -> anyhow::Result<PathBuf> {
-    let name = match shape {
-        RowShape::Light => format!("botdojo-{rows}.csv"),
-        RowShape::Heavy => format!("botdojo-heavy-{rows}.csv"),
+    let name = match shape.suffix() {
+        "" => format!("botdojo-{rows}.csv"),
+        kind => format!("botdojo-{kind}-{rows}.csv"),
     };
     let path = dir.join(&name);
     if path.exists() {
